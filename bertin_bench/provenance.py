@@ -1,0 +1,88 @@
+"""What made an output: git commit, package versions, content hashes, time. Recorded in every
+result file, stats file and checkpoint so that a number can always be traced to its inputs."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# The packages whose versions change numbers; recorded with every result.
+TRACKED_PACKAGES = (
+    "bertin-bench", "jax", "jaxlib", "flax", "optax", "transformers", "tokenizers", "datasets",
+    "datatrove", "kenlm", "sentencepiece", "seqeval", "evaluate", "numpy",
+)
+
+
+def git_sha() -> str | None:
+    """The repository's HEAD commit (with ``-dirty`` when the tree has changes), or None outside git."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=_REPO_ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        if not sha:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=_REPO_ROOT, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def environment() -> dict:
+    """Provenance block shared by every output file."""
+    return {
+        "git_sha": git_sha(),
+        "date": now_iso(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": package_versions(),
+    }
+
+
+def hash_file(path: str | os.PathLike, algo: str = "sha256", chunk: int = 1 << 20) -> str:
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hash_dir(path: str | os.PathLike, algo: str = "sha256") -> str:
+    """Content hash of a directory: relative names and file contents, in sorted order."""
+    root = Path(path)
+    h = hashlib.new(algo)
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(file.relative_to(root)).encode())
+        h.update(hash_file(file, algo).encode())
+    return h.hexdigest()
+
+
+def hash_jsonable(obj) -> str:
+    """Stable short hash of a JSON-able object (configs): sorted keys, compact separators."""
+    import json
+
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

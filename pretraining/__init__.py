@@ -1,0 +1,1 @@
+"""pretraining stage."""
