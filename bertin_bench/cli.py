@@ -16,7 +16,7 @@ from bertin_bench import __version__, paths
 # name -> "module:attribute" of a click command or group; the stage packages own these.
 COMMANDS = {
     "sample": ("sampling.cli:sample", "Perplexity sampling of a corpus (score, boundaries, run)."),
-    "lm": ("sampling.cli:lm", "Train a CCNet-style KenLM reference model."),
+    "lm": ("sampling.lm_cli:lm", "Train a CCNet-style KenLM reference model."),
     "pretrain": ("pretraining.cli:pretrain", "Flax RoBERTa masked-LM pre-training and export."),
     "run": ("benchmark.cli:run", "Fine-tune a model on Spanish tasks, several seeds."),
     "leaderboard": ("benchmark.cli:leaderboard", "Rebuild results/leaderboard.{csv,md} from result files."),
