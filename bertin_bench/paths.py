@@ -56,3 +56,15 @@ def data_path(*parts: str, required: bool = True) -> Path | None:
     if required and not path.exists():
         raise FileNotFoundError(f"{path} not found in the data directory {root}")
     return path
+
+
+DATA_PREFIX = "data:"
+
+
+def resolve(spec: str | os.PathLike) -> Path:
+    """A path in configs: ``data:sub/dir`` is inside the local data directory (so presets stay
+    portable between machines); anything else is a plain path."""
+    spec = os.fspath(spec)
+    if spec.startswith(DATA_PREFIX):
+        return data_path(spec[len(DATA_PREFIX):])
+    return Path(spec).expanduser()
