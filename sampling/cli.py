@@ -1,0 +1,220 @@
+"""``bench sample``: score, boundaries, run, stats. Thin: parse options, call sampling.pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sampling.io import DEFAULT_MAX_CHARS
+from sampling.scorer import MODES
+
+INPUT_HELP = ("Input: a .jsonl/.jsonl.gz/.parquet file, a directory or glob of shards (e.g. the output of "
+              "`bench sample score`), or a Hub dataset hf://DATASET[:CONFIG][@SPLIT] (e.g. hf://allenai/c4:es).")
+
+
+def _engine_options(f):
+    """Options shared by `score` and `run`: input/output, scorer, datatrove executor, bad input."""
+    options = [
+        click.option("--input", "-i", "input_", required=True, help=INPUT_HELP),
+        click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output directory."),
+        click.option("--lm-dir", default=None,
+                     help="Directory with es.arpa.bin + es.sp.model, or hf://edugp/kenlm/wikipedia "
+                          "(default: kenlm_es in the data directory)."),
+        click.option("--mode", type=click.Choice(MODES), default=None,
+                     help="Scoring mode (default: the boundaries' mode, else `lines`)."),
+        click.option("--text-key", default="text", show_default=True, help="Field holding the text."),
+        click.option("--id-key", default=None,
+                     help="Field with a stable document id for the keep hash (default: hash of the text)."),
+        click.option("--tasks", default=1, show_default=True, type=click.IntRange(1),
+                     help="Shards/tasks: output has one data/NNNNN.jsonl.gz per task."),
+        click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
+                     help="Tasks run at the same time (local executor)."),
+        click.option("--executor", type=click.Choice(["local", "slurm", "ray"]), default="local", show_default=True),
+        click.option("--slurm-partition", default=None, help="Slurm partition (--executor slurm)."),
+        click.option("--slurm-time", default=None, help="Slurm time limit, e.g. 04:00:00 (--executor slurm)."),
+        click.option("--slurm-cpus-per-task", default=1, show_default=True, type=int),
+        click.option("--slurm-mem-per-cpu-gb", default=2, show_default=True, type=int),
+        click.option("--strict", is_flag=True, help="Stop at the first bad record (error names file:line) "
+                                                    "instead of counting it as skipped."),
+        click.option("--rejects", is_flag=True, help="Also write skipped records to OUT/rejects/ with reason and file:line."),
+        click.option("--max-chars", default=DEFAULT_MAX_CHARS, show_default=True, type=int,
+                     help="Longer documents are skipped with reason too_long (0: no limit)."),
+        click.option("--limit", default=None, type=int, help="Read at most N records per task (for trials)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _executor_options(kw) -> dict:
+    if kw["executor"] != "slurm":
+        return {}
+    return {"partition": kw["slurm_partition"], "time": kw["slurm_time"],
+            "cpus_per_task": kw["slurm_cpus_per_task"], "mem_per_cpu_gb": kw["slurm_mem_per_cpu_gb"],
+            "job_name": f"bench-sample-{Path(kw['out']).name}"}
+
+
+def _scorer(lm_dir, mode):
+    from sampling.scorer import PerplexityScorer
+
+    try:
+        return PerplexityScorer(lm_dir, mode=mode or "lines")
+    except (FileNotFoundError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _print_summary(stats: dict, out: str) -> None:
+    if stats.get("status") != "complete":
+        click.echo(f"{stats.get('completed')}/{stats.get('tasks')} tasks done; when all are, run: bench sample stats {out}")
+        return
+    frac = stats["kept_fraction"]
+    click.echo(
+        f"seen {stats['seen']:,} documents ({stats['skipped_total']:,} skipped: {stats['skipped'] or 'none'}), "
+        f"kept {stats['kept']:,} ({frac:.2%}; expected {stats['expected_fraction']:.2%})" if frac is not None
+        else f"no valid document (skipped: {stats['skipped']})"
+    )
+    click.echo(f"shards: {out}/data/  stats: {out}/stats.json  histogram: {out}/perplexity_hist.png")
+
+
+def _errors(fn, *args, **kwargs):
+    from sampling.pipeline import SampleError
+
+    try:
+        return fn(*args, **kwargs)
+    except (SampleError, FileNotFoundError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def sample():
+    """Perplexity sampling of a corpus with a KenLM model (BERTIN's recipe, on datatrove).
+
+    \b
+    Typical use:
+      bench sample boundaries -i web.jsonl.gz -o boundaries.json --mode ccnet
+      bench sample run -i web.jsonl.gz -o out/gauss --strategy gaussian \\
+          --boundaries boundaries.json --target-fraction 0.3
+    Score once, sample many:
+      bench sample score -i web.jsonl.gz -o out/scored --tasks 2 --workers 2
+      bench sample run -i out/scored -o out/step --strategy stepwise --target-fraction 0.3
+    """
+
+
+@sample.command()
+@_engine_options
+def score(input_, out, lm_dir, mode, text_key, id_key, tasks, workers, executor, strict, rejects, max_chars, limit, **kw):
+    """Score every document: OUT/data/NNNNN.jsonl.gz with each input field plus `perplexity`.
+
+    Nothing is dropped except bad input (counted by reason in OUT/stats.json). `bench sample run`
+    and `bench sample boundaries` reuse these perplexities instead of re-scoring.
+
+    \b
+    Examples:
+      bench sample score -i ../shared/data/web_es/web_es_mix.jsonl.gz -o out/scored
+      bench sample score -i 'mc4/*.json.gz' -o out/scored --tasks 64 --workers 16 --mode ccnet
+      bench sample score -i hf://allenai/c4:es -o out/scored --executor slurm --tasks 1000 \\
+          --slurm-partition cpu --slurm-time 04:00:00
+    """
+    from sampling.pipeline import run_score
+
+    stats = _errors(run_score, input_, out, scorer=_scorer(lm_dir, mode), tasks=tasks, workers=workers,
+                    executor=executor, text_key=text_key, id_key=id_key, strict=strict, limit=limit,
+                    rejects=rejects, max_chars=max_chars,
+                    executor_options=_executor_options({**kw, "executor": executor, "out": out}))
+    _print_summary(stats, out)
+
+
+@sample.command()
+@click.option("--input", "-i", "input_", required=True, help=INPUT_HELP)
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Boundaries JSON to write.")
+@click.option("--lm-dir", default=None, help="Directory with es.arpa.bin + es.sp.model (default: data dir kenlm_es).")
+@click.option("--mode", type=click.Choice(MODES), default="lines", show_default=True, help="Scoring mode.")
+@click.option("--n-docs", default=10_000, show_default=True, type=click.IntRange(1), help="Sample size.")
+@click.option("--reservoir", is_flag=True, help="Uniform reservoir sample over the whole input instead of the first N.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the reservoir sample.")
+@click.option("--text-key", default="text", show_default=True)
+@click.option("--max-chars", default=DEFAULT_MAX_CHARS, show_default=True, type=int)
+def boundaries(input_, out, lm_dir, mode, n_docs, reservoir, seed, text_key, max_chars):
+    """Estimate perplexity quartiles (Q1, median, Q3) and save them with the LM and mode.
+
+    \b
+    Examples:
+      bench sample boundaries -i ../shared/data/web_es/web_es_mix.jsonl.gz -o b.json
+      bench sample boundaries -i out/scored -o b.json --n-docs 50000 --reservoir
+    """
+    from sampling.boundaries import estimate_boundaries
+
+    b = _errors(estimate_boundaries, input_, scorer=_scorer(lm_dir, mode), n_docs=n_docs, text_key=text_key,
+                reservoir=reservoir, seed=seed, max_chars=max_chars)
+    b.save(out)
+    click.echo(f"Q1={b.q1:,.2f}  median={b.q2:,.2f}  Q3={b.q3:,.2f}  on {b.n:,} docs ({b.mode} mode)"
+               + (f"; skipped {b.skipped}" if b.skipped else "") + f" -> {out}")
+
+
+@sample.command()
+@_engine_options
+@click.option("--strategy", "-s", type=click.Choice(["random", "stepwise", "gaussian"]), default="gaussian",
+              show_default=True)
+@click.option("--boundaries", "boundaries_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="From `bench sample boundaries` (default: estimated on the first --boundary-docs documents).")
+@click.option("--boundary-docs", default=10_000, show_default=True, help="Sample size when estimating boundaries here.")
+@click.option("--target-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Calibrate the factor so the expected kept fraction is this.")
+@click.option("--target-docs", type=click.IntRange(1), default=None, help="Calibrate the factor for this many kept documents.")
+@click.option("--factor", type=float, default=None, help="Strategy factor (default: BERTIN's, or calibrated).")
+@click.option("--width", type=float, default=None, help="Gaussian width (default 9/2).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the keep hash.")
+def run(input_, out, lm_dir, mode, text_key, id_key, tasks, workers, executor, strict, rejects, max_chars, limit,
+        strategy, boundaries_file, boundary_docs, target_fraction, target_docs, factor, width, seed, **kw):
+    """Sample documents by perplexity: OUT/data/NNNNN.jsonl.gz (+ stats.json, perplexity_hist.png).
+
+    A document is kept when a hash of (seed, its text or --id-key, its perplexity) falls below the
+    strategy's keep probability: the same documents are kept whatever the order, the number of tasks
+    or an interruption. Rerun the same command to resume a killed run.
+
+    \b
+    Examples:
+      bench sample run -i ../shared/data/web_es/web_es_mix.jsonl.gz -o out/gauss \\
+          --strategy gaussian --target-fraction 0.3
+      bench sample run -i out/scored -o out/step --strategy stepwise --boundaries b.json --target-docs 10000
+      bench sample run -i web.jsonl.gz -o out/rand --strategy random --factor 0.5 --tasks 4 --workers 2
+    """
+    from sampling.boundaries import Boundaries
+    from sampling.pipeline import run_sample
+
+    b = _errors(Boundaries.load, boundaries_file) if boundaries_file else None
+    if b is not None and mode is None:
+        mode = b.mode  # the boundaries only make sense in the mode they were estimated with
+    stats = _errors(run_sample, input_, out, strategy=strategy, boundaries=b, target_fraction=target_fraction,
+                    target_docs=target_docs, seed=seed, scorer=_scorer(lm_dir, mode), tasks=tasks, workers=workers,
+                    executor=executor, text_key=text_key, strict=strict, limit=limit, id_key=id_key, factor=factor,
+                    width=width, rejects=rejects, max_chars=max_chars, boundary_docs=boundary_docs,
+                    executor_options=_executor_options({**kw, "executor": executor, "out": out}))
+    _print_summary(stats, out)
+
+
+@sample.command()
+@click.argument("out", type=click.Path(exists=True, file_okay=False))
+def stats(out):
+    """(Re)build OUT/stats.json and the histogram from the per-task files, e.g. after a Slurm run.
+
+    \b
+    Example:
+      bench sample stats out/gauss
+    """
+    from bertin_bench.io import read_json
+    from sampling.boundaries import Boundaries
+    from sampling.stats import aggregate
+    from sampling.strategies import make_strategy
+
+    config = read_json(Path(out) / "run.json")["config"]
+    strat = config.get("strategy")
+    strategy = make_strategy(strat.pop("name"), **strat) if strat else None
+    bfile = Path(out) / "boundaries.json"
+    b = Boundaries.load(bfile) if bfile.exists() else None
+    result = _errors(aggregate, out, tasks=config["tasks"], config=config, strategy=strategy, boundaries=b)
+    _print_summary(result, out)
+    if result.get("status") == "complete":
+        click.echo(json.dumps({k: result[k] for k in ("seen", "kept", "kept_fraction", "skipped")}, indent=2))

@@ -1,0 +1,311 @@
+"""Input specs, the datatrove reader and writer for sampling shards.
+
+Input syntax (``--input``):
+
+- a file: ``web.jsonl``, ``web.jsonl.gz``, ``part-0.parquet``
+- a directory (every ``*.jsonl``, ``*.jsonl.gz``, ``*.json.gz``, ``*.parquet`` below it; for the
+  output of ``bench sample score``/``run`` its ``data/`` shards) or a glob (``shards/*.jsonl.gz``)
+- a Hub dataset streamed with ``datasets``: ``hf://DATASET[:CONFIG][@SPLIT]``, e.g.
+  ``hf://allenai/c4:es@train`` (split defaults to ``train``)
+
+Records are kept FLAT: the reader puts every field except the text into ``Document.metadata`` (no
+``file_path`` or other additions, so nothing is invented), and the writer writes them back next to
+the text, plus ``perplexity``. Keys starting with ``_`` are internal (skip reason, ``file:line``).
+
+Sharding: with at least as many files as tasks, task ``r`` reads files ``r, r+T, ...`` (datatrove's
+rule); with fewer files than tasks (one big ``.jsonl.gz``), every task reads every file and takes
+lines ``r, r+T, ...``: skipped lines are not parsed, so 2 tasks really halve the work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob as _glob
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.readers.base import BaseReader
+from datatrove.pipeline.writers.jsonl import JsonlWriter
+
+SHARD_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".parquet")
+HF_PREFIX = "hf://"
+SCORER_MANIFEST = "scorer.json"  # written next to data/ by `bench sample score`/`run`
+DATA_SUBDIR = "data"
+
+# Internal metadata keys (never written to output shards).
+SKIP = "_skip"  # reason a record is skipped (malformed_json, invalid_utf8, missing_text, ...)
+WHERE = "_where"  # "file:line" of the record, for errors and rejects
+DETAIL = "_detail"
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """Where documents come from: local files, or a Hub dataset (``hf_dataset`` set)."""
+
+    files: tuple[str, ...] = ()
+    hf_dataset: str | None = None
+    hf_config: str | None = None
+    hf_split: str = "train"
+    source_dir: str | None = None  # the directory holding scorer.json when input is scored shards
+
+    def describe(self) -> str:
+        if self.hf_dataset:
+            return f"hf://{self.hf_dataset}" + (f":{self.hf_config}" if self.hf_config else "") + f"@{self.hf_split}"
+        return self.files[0] if len(self.files) == 1 else f"{len(self.files)} files under {os.path.commonpath(self.files)}"
+
+
+_HF_RE = re.compile(r"^hf://(?P<ds>[^:@]+)(?::(?P<cfg>[^@]+))?(?:@(?P<split>.+))?$")
+
+
+def parse_input(spec: str | os.PathLike | InputSpec) -> InputSpec:
+    """Resolve ``--input`` (see module doc) into an InputSpec; a missing path is a clear error."""
+    if isinstance(spec, InputSpec):
+        return spec
+    text = os.fspath(spec)
+    if text.startswith(HF_PREFIX):
+        m = _HF_RE.match(text)
+        if not m:
+            raise ValueError(f"Hub input must look like hf://DATASET[:CONFIG][@SPLIT], got {text!r}")
+        return InputSpec(hf_dataset=m["ds"].strip("/"), hf_config=m["cfg"], hf_split=m["split"] or "train")
+    path = Path(text).expanduser()
+    source_dir = None
+    if path.is_file():
+        files = [path]
+        if path.parent.name == DATA_SUBDIR and (path.parent.parent / SCORER_MANIFEST).is_file():
+            source_dir = str(path.parent.parent)
+    elif path.is_dir():
+        root = path / DATA_SUBDIR if (path / SCORER_MANIFEST).is_file() and (path / DATA_SUBDIR).is_dir() else path
+        if root is not path:
+            source_dir = str(path)
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(SHARD_SUFFIXES) and not p.name.startswith("."))
+        if not files:
+            raise FileNotFoundError(f"no input shards ({', '.join(SHARD_SUFFIXES)}) found under {path}")
+    elif any(ch in text for ch in "*?["):
+        files = sorted(Path(p) for p in _glob.glob(text, recursive=True) if Path(p).is_file())
+        if not files:
+            raise FileNotFoundError(f"the glob {text!r} matches no file")
+    else:
+        raise FileNotFoundError(f"input {text} does not exist (a file, directory, glob or hf://DATASET[:CONFIG])")
+    for f in files:
+        if not f.name.endswith(SHARD_SUFFIXES):
+            raise ValueError(f"{f}: unsupported input format (expected one of {', '.join(SHARD_SUFFIXES)})")
+    return InputSpec(files=tuple(str(f.resolve()) for f in files), source_dir=source_dir)
+
+
+class FlatReader(BaseReader):
+    """Reads JSONL(.gz/.zst) and parquet files into Documents with flat metadata; never drops silently.
+
+    A bad record (malformed JSON, non-UTF-8 bytes, not an object, missing or non-string text) still
+    becomes a Document, marked with ``metadata["_skip"] = reason`` and its ``file:line``; the
+    validation filter downstream counts it, writes it to the rejects, or raises under ``--strict``.
+    """
+
+    name = "📄 flat reader"
+    type = "📖 - READER"
+
+    def __init__(self, spec: InputSpec, text_key: str = "text", id_key: str | None = None, limit: int = -1):
+        super().__init__(limit=limit, text_key=text_key, id_key=id_key or "id")
+        self.spec = spec
+        self.use_id = id_key is not None
+
+    def _shard(self, rank: int, world_size: int) -> tuple[list[str], int, int]:
+        """(files, line_stride, line_offset) this task reads."""
+        files = list(self.spec.files)
+        if len(files) >= world_size:
+            return files[rank::world_size], 1, 0
+        return files, world_size, rank
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if data:
+            yield from data
+        files, stride, offset = self._shard(rank, world_size)
+        counter = 0  # running record index over this task's files, for line striding
+        n = 0
+        for path in files:
+            self.stat_update("input_files")
+            for lineno, record in self._records(path, stride, offset, counter):
+                if self.limit != -1 and n >= self.limit:
+                    return
+                doc = self._to_document(record, path, lineno)
+                self.update_doc_stats(doc)
+                n += 1
+                yield doc
+            counter = self._last_counter
+
+    # -- per format -------------------------------------------------------------------------------
+
+    def _records(self, path: str, stride: int, offset: int, counter: int) -> Iterator[tuple[int, object]]:
+        if path.endswith(".parquet"):
+            yield from self._parquet_records(path, stride, offset, counter)
+        else:
+            yield from self._jsonl_records(path, stride, offset, counter)
+
+    def _jsonl_records(self, path, stride, offset, counter):
+        import orjson
+
+        with _open_binary(path) as f:
+            for lineno, raw in enumerate(f, start=1):
+                counter += 1
+                if (counter - 1) % stride != offset:
+                    continue  # another task's line: not even parsed
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    yield lineno, _Bad("invalid_utf8", f"non-UTF-8 bytes at byte {err.start}", raw.decode("utf-8", "replace"))
+                    continue
+                if not line.strip():
+                    yield lineno, _Bad("blank_line", "blank line", "")
+                    continue
+                try:
+                    yield lineno, orjson.loads(line)
+                except orjson.JSONDecodeError as err:
+                    yield lineno, _Bad("malformed_json", f"invalid JSON: {err}", line)
+        self._last_counter = counter
+
+    def _parquet_records(self, path, stride, offset, counter):
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        lineno = 0
+        for batch in pf.iter_batches(batch_size=1024):
+            for row in batch.to_pylist():
+                lineno += 1
+                counter += 1
+                if (counter - 1) % stride == offset:
+                    yield lineno, row
+        self._last_counter = counter
+
+    def _to_document(self, record, path: str, lineno: int) -> Document:
+        where = f"{path}:{lineno}"
+        if isinstance(record, _Bad):
+            return Document(text=record.raw, id=where, metadata={SKIP: record.reason, WHERE: where, DETAIL: record.detail})
+        if not isinstance(record, dict):
+            return Document(text=str(record), id=where, metadata={SKIP: "not_an_object", WHERE: where,
+                                                                  DETAIL: f"expected a JSON object, got {type(record).__name__}"})
+        text = record.pop(self.text_key, None)
+        meta = record
+        if text is None or not isinstance(text, str):
+            meta = {**record, SKIP: "missing_text" if text is None else "non_string_text", WHERE: where,
+                    DETAIL: f"field {self.text_key!r} is " + ("missing" if text is None else f"a {type(text).__name__}")}
+            return Document(text="" if text is None else str(text), id=where, metadata=meta)
+        doc_id = where
+        if self.use_id:
+            if self.id_key not in record:
+                meta[SKIP], meta[DETAIL] = "missing_id", f"field {self.id_key!r} is missing"
+            else:
+                doc_id = str(record[self.id_key])
+        meta[WHERE] = where
+        return Document(text=text, id=doc_id, metadata=meta)
+
+
+@dataclasses.dataclass
+class _Bad:
+    reason: str
+    detail: str
+    raw: str
+
+
+def _open_binary(path: str):
+    if path.endswith(".gz"):
+        import gzip
+
+        return gzip.open(path, "rb")
+    if path.endswith(".zst"):
+        import zstandard
+
+        return zstandard.open(path, "rb")
+    return open(path, "rb")
+
+
+def hf_reader(spec: InputSpec, text_key: str = "text", id_key: str | None = None, limit: int = -1):
+    """datatrove's Hub reader, streaming, with the same flat-metadata adapter as FlatReader."""
+    from datatrove.pipeline.readers import HuggingFaceDatasetReader
+
+    options = {"split": spec.hf_split}
+    if spec.hf_config:
+        options["name"] = spec.hf_config
+
+    def adapter(self, data: dict, path: str, id_in_file):
+        text = data.pop(text_key, "")
+        where = f"{spec.describe()}:{id_in_file}"
+        meta = {**data, WHERE: where}
+        if not isinstance(text, str):
+            meta[SKIP] = "non_string_text"
+            text = str(text)
+        doc_id = str(data[id_key]) if id_key and id_key in data else where
+        return {"text": text, "id": doc_id, "media": [], "metadata": meta}
+
+    return HuggingFaceDatasetReader(spec.hf_dataset, dataset_options=options, streaming=True, limit=limit,
+                                    adapter=adapter, text_key=text_key)
+
+
+def make_reader(spec: InputSpec, text_key: str = "text", id_key: str | None = None, limit: int | None = None):
+    limit = -1 if limit is None else int(limit)
+    if spec.hf_dataset:
+        return hf_reader(spec, text_key, id_key, limit)
+    return FlatReader(spec, text_key=text_key, id_key=id_key, limit=limit)
+
+
+def flat_record(doc: Document, text_key: str = "text") -> dict:
+    """The output record: the text under its original key, then every input field, then perplexity."""
+    rec = {text_key: doc.text}
+    for key, value in doc.metadata.items():
+        if not key.startswith("_"):
+            rec[key] = value
+    return rec
+
+
+class ShardWriter(JsonlWriter):
+    """``NNNNN.jsonl.gz`` per task (NNNNN = rank), flat records, written atomically.
+
+    The shard is written as ``.NNNNN.jsonl.gz.partial`` and renamed when the task's stream ends, so a
+    killed task never leaves a shard that looks complete; its rerun truncates the partial file. The
+    shard is created even when no document is kept, so a finished run has exactly one per task.
+    """
+
+    name = "🐿 flat jsonl.gz shards"
+
+    def __init__(self, output_folder: str, text_key: str = "text", rejects: bool = False):
+        def adapter(_self, doc: Document) -> dict:
+            if rejects:  # why and where, then the record as it was read
+                meta = doc.metadata
+                return {"skip_reason": meta.get(SKIP), "where": meta.get(WHERE), "detail": meta.get(DETAIL),
+                        "record": flat_record(doc, text_key)}
+            return flat_record(doc, text_key)
+
+        super().__init__(output_folder, output_filename="${rank}.jsonl.gz", compression="gzip", adapter=adapter)
+
+    @staticmethod
+    def shard_name(rank: int) -> str:
+        return f"{rank:05d}.jsonl.gz"
+
+    def _get_output_filename(self, document, rank=0, **kwargs) -> str:
+        return f".{self.shard_name(int(rank)) if str(rank).isdigit() else rank}.partial"
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        partial = self._get_output_filename(None, rank)
+        with self:
+            self._get_output_file_with_retry(partial)  # exists even if nothing gets written
+            for document in data:
+                with self.track_time():
+                    self.write(document, rank)
+                yield document
+        self.output_folder.mv(partial, self.shard_name(rank))
+
+
+# A 10 MB "document" is a dump, not prose, and scoring it costs seconds: documents longer than this
+# are skipped with reason ``too_long`` (counted, never silently truncated -- a truncated text would
+# get a perplexity that is not the document's). Override with ``--max-chars``.
+DEFAULT_MAX_CHARS = 1_000_000
+
+
+def text_skip_reason(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> str | None:
+    """``empty`` / ``too_long`` / None: the checks every scored text passes first."""
+    if not text.strip():
+        return "empty"
+    if max_chars and len(text) > max_chars:
+        return "too_long"
+    return None
