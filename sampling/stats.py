@@ -68,7 +68,7 @@ def _summary(g: dict, with_hist: bool = False) -> dict:
 def _skip_reasons(stats_file: Path) -> dict[str, int]:
     reasons: dict[str, int] = {}
     for step in read_json(stats_file):
-        if step.get("name") != VALIDATE_STEP:
+        if not str(step.get("name", "")).endswith(VALIDATE_STEP):  # datatrove prefixes the step type
             continue
         for key, val in step.get("stats", {}).items():
             if key.startswith("dropped_"):

@@ -1,0 +1,165 @@
+"""The datatrove pipeline on real documents: flat scored shards, identical kept sets whatever the
+order / task count / interruption, stats, reuse of stored perplexities."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sampling.boundaries import estimate_boundaries
+from sampling.pipeline import SampleError, keep_uniform, run_sample, run_score
+from tests.sampling.util import read_shards
+
+N = 1200
+
+
+@pytest.fixture(scope="module")
+def boundaries(web_slice, ccnet_scorer):
+    return estimate_boundaries(web_slice(N), scorer=ccnet_scorer, n_docs=N, progress=False)
+
+
+@pytest.fixture(scope="module")
+def scored(web_slice, ccnet_scorer, tmp_path_factory):
+    out = tmp_path_factory.mktemp("scored")
+    stats = run_score(web_slice(N), out, scorer=ccnet_scorer, tasks=2, workers=2)
+    return out, stats
+
+
+def kept_texts(out: Path) -> list[str]:
+    return sorted(r["text"] for r in read_shards(out))
+
+
+def counts(stats: dict) -> dict:
+    """Per-source (seen, kept): integers, unlike the float sums whose last bit depends on sharding."""
+    return {src: (g["seen"], g["kept"]) for src, g in stats["by_source"].items()}
+
+
+def test_score_writes_flat_records_with_every_field(scored, web_slice, ccnet_scorer):
+    out, stats = scored
+    inputs = [json.loads(line) for line in web_slice(N).read_text().splitlines()]
+    records = read_shards(out)
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["00000.jsonl.gz", "00001.jsonl.gz"]
+    assert len(records) == N and stats["seen"] == N and stats["kept"] == N and stats["skipped_total"] == 0
+    by_text = {r["text"]: r for r in records}
+    for rec in inputs[:50]:
+        got = by_text[rec["text"]]
+        assert list(got) == [*rec.keys(), "perplexity"]  # every input field, flat, then perplexity
+        assert {k: got[k] for k in rec} == rec
+        assert got["perplexity"] == ccnet_scorer.perplexity(rec["text"])
+    assert json.loads((out / "scorer.json").read_text())["mode"] == "ccnet"
+    assert set(stats["by_source"]) >= {"news_un", "tweet"}
+
+
+def test_same_kept_set_for_shuffled_input_and_task_counts(web_slice, ccnet_scorer, boundaries, tmp_path):
+    lines = web_slice(N).read_text().splitlines(keepends=True)
+    random.Random(0).shuffle(lines)
+    shuffled = tmp_path / "shuffled.jsonl.gz"
+    with gzip.open(shuffled, "wt", encoding="utf-8") as f:
+        f.writelines(lines)
+    common = dict(strategy="gaussian", boundaries=boundaries, target_fraction=0.3, scorer=ccnet_scorer, seed=7)
+    one = run_sample(web_slice(N), tmp_path / "one", tasks=1, **common)
+    two = run_sample(web_slice(N), tmp_path / "two", tasks=2, workers=2, **common)
+    shuf = run_sample(shuffled, tmp_path / "shuf", tasks=3, workers=1, **common)
+    assert 0 < one["kept"] < N
+    assert kept_texts(tmp_path / "one") == kept_texts(tmp_path / "two") == kept_texts(tmp_path / "shuf")
+    assert one["kept"] == two["kept"] == shuf["kept"] and counts(one) == counts(two) == counts(shuf)
+    assert len(list((tmp_path / "shuf" / "data").glob("*.jsonl.gz"))) == 3
+    # another seed keeps another set
+    other = run_sample(web_slice(N), tmp_path / "seed8", **{**common, "seed": 8})
+    assert kept_texts(tmp_path / "seed8") != kept_texts(tmp_path / "one") and other["kept"] > 0
+
+
+def test_keep_decision_depends_only_on_seed_key_perplexity():
+    u = keep_uniform(0, "hola", 123.4)
+    assert u == keep_uniform(0, "hola", 123.4) and 0 <= u < 1
+    assert len({keep_uniform(s, "hola", 123.4) for s in range(50)}) == 50
+    assert keep_uniform(0, "hola", 123.5) != u
+
+
+def test_run_reuses_stored_perplexity_and_reports_stats(scored, ccnet_scorer, boundaries, tmp_path):
+    out, _ = scored
+    stats = run_sample(out, tmp_path / "s", strategy="stepwise", boundaries=boundaries, target_fraction=0.3,
+                       scorer=ccnet_scorer)
+    assert stats["reused_stored_perplexity"] is True
+    task_stats = json.loads((tmp_path / "s" / "logs" / "stats" / "00000.json").read_text())
+    scorer_step = next(s for s in task_stats if s["name"].endswith("📈 perplexity"))
+    assert scorer_step["stats"]["reused"] == N and "scored" not in scorer_step["stats"]
+    assert abs(stats["kept_fraction"] - 0.3) < 0.05  # 1,200 docs: binomial noise ~1.3 points
+    assert stats["expected_fraction"] == pytest.approx(stats["target"]["fraction"], abs=0.03)
+    assert set(stats["by_quartile"]) == {"Q1", "Q2", "Q3", "Q4"}
+    assert sum(q["seen"] for q in stats["by_quartile"].values()) == N
+    assert stats["by_source"]["tweet"]["keep_rate"] < stats["by_source"]["news_un"]["keep_rate"]
+    assert stats["tokens_kept"] == sum(len(r["text"].split()) for r in read_shards(tmp_path / "s"))
+    assert (tmp_path / "s" / "perplexity_hist.png").stat().st_size > 10_000
+    assert json.loads((tmp_path / "s" / "boundaries.json").read_text())["q2"] == boundaries.q2
+
+
+def test_rerun_with_another_config_is_refused(web_slice, ccnet_scorer, boundaries, tmp_path):
+    run_sample(web_slice(200), tmp_path / "o", strategy="random", factor=0.5, scorer=ccnet_scorer)
+    again = run_sample(web_slice(200), tmp_path / "o", strategy="random", factor=0.5, scorer=ccnet_scorer)
+    assert again["kept"] > 0  # same config: completed tasks are skipped, stats rebuilt from disk
+    with pytest.raises(SampleError, match="another configuration.*strategy"):
+        run_sample(web_slice(200), tmp_path / "o", strategy="random", factor=0.4, scorer=ccnet_scorer)
+
+
+def test_target_docs(web_slice, ccnet_scorer, boundaries, tmp_path):
+    stats = run_sample(web_slice(N), tmp_path / "o", strategy="gaussian", boundaries=boundaries,
+                       target_docs=400, scorer=ccnet_scorer)
+    assert stats["target"]["input_records"] == N and stats["expected_kept"] == pytest.approx(400, rel=0.03)
+
+
+def test_crashed_task_is_rerun_and_output_identical(web_slice, ccnet_scorer, boundaries, tmp_path):
+    """Simulate a task that died mid-way: no completion marker, a garbage partial shard, a
+    stale stats file. Rerunning the same call redoes that task only and matches a clean run."""
+    common = dict(strategy="gaussian", boundaries=boundaries, target_fraction=0.3, scorer=ccnet_scorer, tasks=2)
+    clean = run_sample(web_slice(N), tmp_path / "clean", **common)
+    out = tmp_path / "crash"
+    run_sample(web_slice(N), out, **common)
+    (out / "logs" / "completions" / "00001").unlink()
+    (out / "data" / "00001.jsonl.gz").rename(out / "data" / ".00001.jsonl.gz.partial")
+    with gzip.open(out / "data" / ".00001.jsonl.gz.partial", "ab") as f:
+        f.write(b'{"text": "half a rec')
+    done_before = (out / "data" / "00000.jsonl.gz").stat().st_mtime_ns
+    resumed = run_sample(web_slice(N), out, **common)
+    assert (out / "data" / "00000.jsonl.gz").stat().st_mtime_ns == done_before  # task 0 not redone
+    assert not list((out / "data").glob(".*partial"))
+    assert read_shards(out) == read_shards(tmp_path / "clean")
+    assert resumed["kept"] == clean["kept"] and counts(resumed) == counts(clean)
+
+
+def test_killed_cli_run_resumes_to_identical_output(web_slice, boundaries, tmp_path, kenlm_dir):
+    """Kill `bench sample run` (SIGKILL) after its first task finished, rerun the same command."""
+    bfile = tmp_path / "b.json"
+    boundaries.save(bfile)
+    cmd = [sys.executable, "-m", "bertin_bench.cli", "sample", "run", "-i", str(web_slice(N)), "--strategy",
+           "stepwise", "--boundaries", str(bfile), "--target-fraction", "0.3", "--tasks", "6", "--workers", "1",
+           "--lm-dir", str(kenlm_dir)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, "-o", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    marker = out / "logs" / "completions" / "00000"
+    deadline = time.time() + 60
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = sorted(p.name for p in (out / "logs" / "completions").iterdir())
+    assert "00000" in done and len(done) < 6, f"not killed mid-way: {done}"
+    assert not (out / "stats.json").exists()
+
+    for target in (out, tmp_path / "clean"):
+        res = subprocess.run([*cmd, "-o", str(target)], env=env, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr[-2000:]
+    assert read_shards(out) == read_shards(tmp_path / "clean")
+    a, b = (json.loads((d / "stats.json").read_text()) for d in (out, tmp_path / "clean"))
+    assert (a["seen"], a["kept"], counts(a)) == (b["seen"], b["kept"], counts(b))
