@@ -1,0 +1,113 @@
+"""Tokenizers: reuse an existing directory (BERTIN's byte-level BPE) or train a new byte-level BPE
+with RoBERTa's special tokens on the sampled shards."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import shutil
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from bertin_bench import paths
+
+log = logging.getLogger(__name__)
+
+# RoBERTa's special tokens, in the order that gives them ids 0..4 (as in roberta-base and BERTIN).
+SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def resolve_path(spec: str) -> Path:
+    """``data:sub/dir`` is inside the local data directory; anything else is a plain path."""
+    if spec.startswith("data:"):
+        return paths.data_path(spec[len("data:"):])
+    return Path(spec).expanduser()
+
+
+def load_tokenizer(path: str | Path):
+    """A ``RobertaTokenizerFast`` from a directory, with a clear error when it is not one."""
+    from transformers import RobertaTokenizerFast
+
+    path = resolve_path(str(path))
+    if not path.is_dir():
+        raise FileNotFoundError(f"tokenizer directory {path} not found")
+    if not (path / "tokenizer.json").exists() and not (path / "vocab.json").exists():
+        raise FileNotFoundError(f"{path} is not a tokenizer directory (no tokenizer.json or vocab.json)")
+    tok = RobertaTokenizerFast.from_pretrained(str(path))
+    # Blocks are cut by us, never truncated by the tokenizer: silence its length warning.
+    tok.model_max_length = int(1e30)
+    missing = [t for t in SPECIAL_TOKENS if tok.convert_tokens_to_ids(t) in (None, tok.unk_token_id) and t != "<unk>"]
+    if missing:
+        raise ValueError(f"tokenizer {path} lacks RoBERTa special tokens {missing}")
+    return tok
+
+
+def check_vocab(tokenizer, vocab_size: int, where: str = "model.vocab_size") -> None:
+    if len(tokenizer) != vocab_size:
+        raise ValueError(
+            f"tokenizer has {len(tokenizer)} tokens but {where}={vocab_size}: they must agree "
+            f"(set {where}={len(tokenizer)} or use another tokenizer)"
+        )
+
+
+def train_bpe(
+    files: Sequence[str | Path] | str | Path,
+    out_dir: str | Path,
+    vocab_size: int,
+    *,
+    min_frequency: int = 2,
+    max_docs: int | None = 100_000,
+    text_field: str = "text",
+) -> Path:
+    """Train a byte-level BPE (RoBERTa special tokens) on the ``text`` of shard files; write a
+    ``RobertaTokenizerFast`` directory atomically and return it.
+
+    ``files`` is anything :func:`pretraining.data.resolve_files` accepts (a shard directory, glob,
+    file, or a list of them). ``max_docs`` caps the documents read (a sample suffices for merges).
+    """
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizerFast
+
+    from pretraining.data import iter_documents, resolve_files
+
+    out_dir = Path(out_dir)
+    shard_files = resolve_files(files)
+    texts: Iterable[str] = (doc.text for doc in iter_documents(shard_files, text_field=text_field))
+    if max_docs:
+        texts = itertools.islice(texts, max_docs)
+    counted = _Counter(texts)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(counted, vocab_size=vocab_size, min_frequency=min_frequency,
+                            special_tokens=list(SPECIAL_TOKENS), show_progress=False)
+    if counted.n == 0:
+        raise ValueError(f"no documents with text in {[str(f) for f in shard_files]}")
+    tmp = out_dir.parent / f".{out_dir.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    bpe.save(str(tmp / "tokenizer.json"))
+    bpe.save_model(str(tmp))
+    fast = RobertaTokenizerFast(vocab_file=str(tmp / "vocab.json"), merges_file=str(tmp / "merges.txt"),
+                                tokenizer_file=str(tmp / "tokenizer.json"))
+    fast.save_pretrained(str(tmp))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    log.info("trained a %d-token byte-level BPE on %d documents -> %s", len(fast), counted.n, out_dir)
+    if len(fast) < vocab_size:
+        log.warning("the corpus only supports %d tokens (asked %d): set model.vocab_size=%d",
+                    len(fast), vocab_size, len(fast))
+    return out_dir
+
+
+class _Counter:
+    """An iterator wrapper that counts what it yields (to report and to detect an empty corpus)."""
+
+    def __init__(self, it: Iterable[str]):
+        self._it, self.n = iter(it), 0
+
+    def __iter__(self):
+        for x in self._it:
+            self.n += 1
+            yield x
