@@ -285,20 +285,28 @@ class ShardWriter(JsonlWriter):
     def _get_output_filename(self, document, rank=0, **kwargs) -> str:
         return f".{self.shard_name(int(rank)) if str(rank).isdigit() else rank}.partial"
 
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        # Rename only after a clean end of the stream (also when used as a filter's exclusion
+        # writer, which calls write() inside `with writer:`); on an exception or a killed
+        # generator the .partial file stays behind, untrusted, and the task's rerun truncates it.
+        opened = list(self.output_mg.get_open_files())
+        self.close()
+        if exc_type is None:
+            for partial in opened:
+                self.output_folder.mv(partial, partial[1:].removesuffix(".partial"))
+
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        partial = self._get_output_filename(None, rank)
         with self:
-            self._get_output_file_with_retry(partial)  # exists even if nothing gets written
+            self._get_output_file_with_retry(self._get_output_filename(None, rank))  # exists even if empty
             for document in data:
                 with self.track_time():
                     self.write(document, rank)
                 yield document
-        self.output_folder.mv(partial, self.shard_name(rank))
 
 
 # A 10 MB "document" is a dump, not prose, and scoring it costs seconds: documents longer than this
 # are skipped with reason ``too_long`` (counted, never silently truncated -- a truncated text would
-# get a perplexity that is not the document's). Override with ``--max-chars``.
+# get a perplexity that is not the document's). Override with ``--max-chars`` (0: no limit).
 DEFAULT_MAX_CHARS = 1_000_000
 
 
