@@ -201,7 +201,7 @@ def stats(out):
     """(Re)build OUT/stats.json and the histogram from the per-task files, e.g. after a Slurm run.
 
     \b
-    Example:
+    Examples:
       bench sample stats out/gauss
     """
     from bertin_bench.io import read_json

@@ -1,0 +1,82 @@
+"""Input specs (file, dir, glob, parquet, Hub id), line-strided sharding, and the CLI surface."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from bertin_bench.cli import main
+from sampling.io import FlatReader, make_reader, parse_input
+from sampling.pipeline import run_score
+from tests.sampling.util import read_shards
+
+
+def test_hub_input_syntax():
+    spec = parse_input("hf://allenai/c4:es")
+    assert (spec.hf_dataset, spec.hf_config, spec.hf_split) == ("allenai/c4", "es", "train")
+    assert parse_input("hf://user/ds@validation").hf_split == "validation"
+    reader = make_reader(spec, text_key="text", limit=10)  # built, not run: no network in tests
+    assert reader.dataset == "allenai/c4" and reader.dataset_options == {"split": "train", "name": "es"}
+    assert reader.streaming and reader.limit == 10
+
+
+def test_file_dir_glob_and_missing_inputs(web_slice, tmp_path):
+    path = web_slice(50)
+    assert parse_input(path).files == (str(path.resolve()),)
+    assert str(path.resolve()) in parse_input(path.parent).files
+    assert str(path.resolve()) in parse_input(str(path.parent / "web_*.jsonl")).files
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        parse_input(tmp_path / "nope.jsonl")
+    with pytest.raises(FileNotFoundError, match="matches no file"):
+        parse_input(str(tmp_path / "*.jsonl"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no input shards"):
+        parse_input(tmp_path / "empty")
+
+
+def test_line_striding_splits_one_file_across_tasks(web_slice):
+    spec = parse_input(web_slice(101))
+    reader = FlatReader(spec)
+    per_task = [[d.metadata["_where"] for d in FlatReader(spec).run(rank=r, world_size=3)] for r in range(3)]
+    assert [len(t) for t in per_task] == [34, 34, 33]
+    everything = [d.metadata["_where"] for d in reader.run(rank=0, world_size=1)]
+    assert sorted(sum(per_task, [])) == sorted(everything) and len(set(everything)) == 101
+
+
+def test_parquet_input_scores_like_jsonl(web_slice, ccnet_scorer, tmp_path):
+    rows = [json.loads(line) for line in web_slice(60).read_text().splitlines()]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "part.parquet")
+    run_score(tmp_path / "part.parquet", tmp_path / "pq", scorer=ccnet_scorer)
+    run_score(web_slice(60), tmp_path / "js", scorer=ccnet_scorer)
+    assert read_shards(tmp_path / "pq") == read_shards(tmp_path / "js")
+
+
+def test_every_command_has_help_with_examples():
+    runner = CliRunner()
+    res = runner.invoke(main, ["sample", "--help"])
+    assert res.exit_code == 0 and all(c in res.output for c in ("score", "boundaries", "run", "stats"))
+    for cmd in ("score", "boundaries", "run", "stats"):
+        res = runner.invoke(main, ["sample", cmd, "--help"])
+        assert res.exit_code == 0 and "Examples:" in res.output and "bench sample" in res.output, cmd
+
+
+def test_cli_boundaries_then_run_uses_the_boundaries_mode(web_slice, kenlm_dir, tmp_path):
+    runner = CliRunner()
+    path = web_slice(300)
+    res = runner.invoke(main, ["sample", "boundaries", "-i", str(path), "-o", str(tmp_path / "b.json"),
+                               "--lm-dir", str(kenlm_dir), "--mode", "ccnet", "--n-docs", "300"])
+    assert res.exit_code == 0, res.output
+    assert "on 300 docs (ccnet mode)" in res.output
+    res = runner.invoke(main, ["sample", "run", "-i", str(path), "-o", str(tmp_path / "o"), "--lm-dir", str(kenlm_dir),
+                               "--strategy", "stepwise", "--boundaries", str(tmp_path / "b.json"),
+                               "--target-fraction", "0.5", "--tasks", "2"])
+    assert res.exit_code == 0, res.output
+    stats = json.loads((tmp_path / "o" / "stats.json").read_text())
+    assert stats["scorer"]["mode"] == "ccnet" and stats["strategy"]["name"] == "stepwise"
+    assert f"kept {stats['kept']:,}" in res.output
+    res = runner.invoke(main, ["sample", "stats", str(tmp_path / "o")])  # rebuild from per-task files
+    assert res.exit_code == 0 and json.loads((tmp_path / "o" / "stats.json").read_text())["kept"] == stats["kept"]
