@@ -1,0 +1,158 @@
+"""``bench run | leaderboard | compare | ls``: thin wrappers over the benchmark package's functions."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+
+_EXPECTED = (KeyError, ValueError, FileNotFoundError, FileExistsError, OSError)
+
+
+def _clean_errors(fn):
+    """Expected failures (bad names, bad data, missing files) become one clear line, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except _EXPECTED as err:
+            msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+            raise click.ClickException(str(msg)) from err
+
+    return wrapper
+
+
+def _parse_set(values: tuple[str, ...]) -> dict:
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE, e.g. learning_rate=3e-5", param_hint="--set")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+@click.command(context_settings={"max_content_width": 100})
+@click.option("--model", "-m", required=True, help="Registry name (see `bench ls models`), Hub id, or a local model directory.")
+@click.option("--task", "-t", "tasks", multiple=True, help="Task, task group or 'all'; repeat or comma-separate. Default: the 'bertin' group.")
+@click.option("--seeds", default=3, show_default=True, type=click.IntRange(1), help="Runs per task, seeds 0..N-1.")
+@click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False), help="Where result files go.")
+@click.option("--force", is_flag=True, help="Rerun and replace runs whose result files exist.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a hyperparameter: learning_rate, batch_size, epochs, max_length, warmup_ratio, weight_decay, eval_batch_size.")
+@click.option("--limit-train", type=click.IntRange(1), help="Use only the first N training examples (quick runs; marked in results and leaderboard).")
+@click.option("--limit-eval", type=click.IntRange(1), help="Use only the first N validation and test examples.")
+@click.option("--model-name", help="Display name for a local directory (default: the directory name).")
+@click.option("--from-pt", is_flag=True, default=None, help="Load PyTorch weights (needs the torch extra: pip install 'bertin-bench[torch]').")
+@click.option("--source", type=click.Choice(["auto", "local", "hub"]), default="auto", show_default=True,
+              help="Task data: local files in the data directory, the Hub, or local when present.")
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: when the output is a terminal).")
+@_clean_errors
+def run(model, tasks, seeds, results_dir, force, overrides, limit_train, limit_eval, model_name, from_pt, source, progress):
+    """Fine-tune MODEL on Spanish tasks, several seeds; one result JSON per run.
+
+    Runs already done (same model content, task version, hyperparameters, limits) are skipped.
+
+    \b
+    Examples:
+      bench run --model beto --task ner_conll2002_es --seeds 3
+      bench run --model out/gaussian/export --model-name gaussian-small --task bertin
+      bench run -m out/tiny/export -t pos_conll2002_es,pawsx_es --seeds 2 --limit-train 500 --limit-eval 200
+      bench run -m bertin-gaussian -t xnli_es --set max_length=512 --set batch_size=16
+    """
+    from benchmark.runner import run_benchmark
+
+    paths = run_benchmark(
+        model, list(tasks) or None, seeds=seeds, results_dir=results_dir, force=force, overrides=_parse_set(overrides),
+        limit_train=limit_train, limit_eval=limit_eval, model_name=model_name, from_pt=from_pt, data_source=source,
+        progress=progress,
+    )
+    from benchmark.results import load_result
+
+    for path in paths:
+        res = load_result(path)
+        click.echo(f"{res['task']['name']:<18} seed {res['seed']}  {res['task']['main_score']} {100 * res['main_score']:6.2f}"
+                   f"  (best epoch {res['best_epoch']}, {res['timing']['examples_per_second']:.0f} ex/s)  {path}")
+
+
+@click.command(context_settings={"max_content_width": 100})
+@click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False))
+@click.option("--group", default="bertin", show_default=True, help="Task group averaged in the avg column.")
+@click.option("--no-reported", is_flag=True, help="Leave out the published (reported) rows.")
+@_clean_errors
+def leaderboard(results_dir, group, no_reported):
+    """Rebuild RESULTS_DIR/leaderboard.csv and leaderboard.md from the result files.
+
+    \b
+    Examples:
+      bench leaderboard
+      bench leaderboard --results-dir results/study-small --no-reported
+    """
+    from benchmark.leaderboard import build_leaderboard
+
+    df = build_leaderboard(results_dir, group=group, include_reported=not no_reported)
+    click.echo((click.format_filename(f"{results_dir}/leaderboard.md")) + f": {len(df)} rows")
+    from pathlib import Path
+
+    click.echo(Path(results_dir, "leaderboard.md").read_text(encoding="utf-8"))
+
+
+@click.command(context_settings={"max_content_width": 100})
+@click.argument("models", nargs=-1, required=True)
+@click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out-dir", type=click.Path(file_okay=False), help="Default: RESULTS_DIR/compare/<A>_vs_<B>.")
+@click.option("--test", type=click.Choice(["bootstrap", "welch", "both"]), default="both", show_default=True,
+              help="Paired bootstrap over test examples, Welch's t over seeds, or both.")
+@click.option("--n-boot", default=1000, show_default=True, type=click.IntRange(100), help="Bootstrap resamples.")
+@_clean_errors
+def compare(models, results_dir, out_dir, test, n_boot):
+    """Compare MODELS per task (the first is the reference): difference and significance.
+
+    Writes compare.csv, compare.md and a bar chart compare.png.
+
+    \b
+    Examples:
+      bench compare random stepwise gaussian
+      bench compare beto bertin-gaussian --test welch --out-dir results/figures
+    """
+    from benchmark.compare import compare_models
+
+    df = compare_models(list(models), results_dir, out_dir=out_dir, test=test, n_boot=n_boot)
+    from benchmark import results as R
+    from pathlib import Path
+
+    out = Path(out_dir) if out_dir else Path(results_dir) / "compare" / "_vs_".join(R.slug(n) for n in df["model"].unique())
+    click.echo((out / "compare.md").read_text(encoding="utf-8"))
+    click.echo(f"wrote {out}/compare.csv, compare.md, compare.png")
+
+
+@click.command(name="ls", context_settings={"max_content_width": 100})
+@click.argument("what", type=click.Choice(["tasks", "models"]))
+def ls(what):
+    """List the task or the model registry.
+
+    \b
+    Examples:
+      bench ls tasks
+      bench ls models
+    """
+    if what == "tasks":
+        from benchmark.loaders import local_files
+        from benchmark.tasks import GROUPS, TASKS
+
+        for spec in TASKS.values():
+            local = "local" if local_files(spec) else "no local files"
+            hub = f"hub {spec.hub_id}/{spec.hub_config}" if spec.hub_id else "no hub"
+            proto = "" if "train" in spec.local_files or not spec.local_files else ", dev-train locally"
+            click.echo(f"{spec.id:<22} {spec.task_type:<24} main={spec.main_score:<9} [{local}{proto}; {hub}]")
+            click.echo(f"{'':<22} {spec.description}")
+        for group, names in GROUPS.items():
+            click.echo(f"group {group}: {', '.join(names)}")
+    else:
+        from benchmark.models import MODELS
+
+        for spec in MODELS.values():
+            rep = f", {len(spec.reported)} reported scores" if spec.reported else ""
+            click.echo(f"{spec.name:<22} {spec.hub_id:<50} {spec.family}{rep}")
+            click.echo(f"{'':<22} {spec.description}")

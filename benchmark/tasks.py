@@ -1,0 +1,186 @@
+"""The task registry: one declarative ``TaskSpec`` per benchmark task.
+
+A spec says where the data comes from (Hub id + config, or a local loader over files in the data
+directory), which columns hold text and labels, the label list, the metric and main score, and the
+default fine-tuning hyperparameters (BERTIN's). Any change of data, labels or metric must bump
+``version``: results record ``name@version`` and the leaderboard never averages across versions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+TOKEN = "token-classification"
+SEQUENCE = "sequence-classification"
+
+# Protocols: how the splits used relate to the official ones. Results carry the protocol and the
+# leaderboard shows it, so numbers from different protocols are never mixed silently.
+OFFICIAL = "official"  # train on train, select the epoch on validation, score test
+DEV_TRAIN = "dev-train"  # no train split: train on (most of) validation, select on a held-out slice, score test
+
+# BERTIN's fine-tuning defaults (model card, "Downstream tasks"): lr 5e-5, batch 16, 5 epochs
+# (XNLI 2), max length 128 (XNLI 256). Warmup is not stated there; 6% is RoBERTa's GLUE recipe.
+BERTIN_DEFAULTS: dict[str, Any] = dict(
+    learning_rate=5e-5, batch_size=16, epochs=5, max_length=128, warmup_ratio=0.06,
+    weight_decay=0.0, eval_batch_size=64,
+)
+
+CONLL2002_NER_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
+# The Spanish POS tag set of CoNLL-2002 as the Hub `conll2002` (config es) declares it; `DE` never
+# occurs in the local train file but is part of the tag set.
+CONLL2002_ES_POS_LABELS = (
+    "AO", "AQ", "CC", "CS", "DA", "DE", "DD", "DI", "DN", "DP", "DT", "Faa", "Fat", "Fc", "Fd", "Fe",
+    "Fg", "Fh", "Fia", "Fit", "Fp", "Fpa", "Fpt", "Fs", "Ft", "Fx", "Fz", "I", "NC", "NP", "P0", "PD",
+    "PI", "PN", "PP", "PR", "PT", "PX", "RG", "RN", "SP", "VAI", "VAM", "VAN", "VAP", "VAS", "VMG",
+    "VMI", "VMM", "VMN", "VMP", "VMS", "VSG", "VSI", "VSM", "VSN", "VSP", "VSS", "Y", "Z",
+)
+UPOS_LABELS = (
+    "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
+    "PUNCT", "SCONJ", "SYM", "VERB", "X",
+)
+MLDOC_LABELS = ("CCAT", "ECAT", "GCAT", "MCAT")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    version: str
+    task_type: str  # TOKEN | SEQUENCE
+    labels: tuple[str, ...]
+    metric: str  # "token" (accuracy + seqeval) | "accuracy"
+    main_score: str  # key of the metrics dict reported as the task's score
+    description: str
+    # Hub source: dataset id, config, and the column names there.
+    hub_id: str | None = None
+    hub_config: str | None = None
+    hub_revision: str | None = None
+    hub_splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"})
+    # Local source: loader name in benchmark.loaders.LOCAL_LOADERS and its files (relative to the
+    # data directory) per split; a missing "train" means the dev-train protocol.
+    local_loader: str | None = None
+    local_files: dict[str, str] = field(default_factory=dict)
+    local_options: dict[str, Any] = field(default_factory=dict)
+    text_columns: tuple[str, ...] = ("tokens",)  # one column (tokens/text) or a sentence pair
+    label_column: str = "labels"
+    defaults: dict[str, Any] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def hyperparameters(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """BERTIN defaults, then the task's own, then the user's overrides (unknown keys refused)."""
+        hp = {**BERTIN_DEFAULTS, **self.defaults}
+        for key, value in (overrides or {}).items():
+            if key not in hp:
+                raise ValueError(f"unknown hyperparameter {key!r}; valid: {', '.join(sorted(hp))}")
+            hp[key] = type(hp[key])(value) if hp[key] is not None else value
+        return hp
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+# Task groups the leaderboard averages over. The average is left empty when a task is missing.
+GROUPS: dict[str, tuple[str, ...]] = {}
+
+
+def register(spec: TaskSpec) -> TaskSpec:
+    if spec.name in TASKS:
+        raise ValueError(f"task {spec.name!r} is already registered (bump `version` to change a task, do not re-register it)")
+    if spec.task_type not in (TOKEN, SEQUENCE):
+        raise ValueError(f"task {spec.name!r}: task_type must be {TOKEN!r} or {SEQUENCE!r}")
+    if len(set(spec.labels)) != len(spec.labels):
+        raise ValueError(f"task {spec.name!r}: duplicate labels")
+    TASKS[spec.name] = spec
+    for group in spec.groups:
+        GROUPS[group] = (*GROUPS.get(group, ()), spec.name)
+    return spec
+
+
+def get_task(name: str) -> TaskSpec:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise KeyError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}") from None
+
+
+def task_names(names: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """Expand a task selection: names, group names, 'all'; comma-separated strings allowed."""
+    if names is None:
+        return list(GROUPS["bertin"])
+    if isinstance(names, str):
+        names = [names]
+    out: list[str] = []
+    for item in names:
+        for part in (p.strip() for p in item.split(",")):
+            if not part:
+                continue
+            expanded = list(TASKS) if part == "all" else list(GROUPS.get(part, [part]))
+            for name in expanded:
+                get_task(name)
+                if name not in out:
+                    out.append(name)
+    return out
+
+
+def as_dict(spec: TaskSpec) -> dict[str, Any]:
+    return dataclasses.asdict(spec)
+
+
+register(TaskSpec(
+    name="pos_conll2002_es", version="1", task_type=TOKEN, labels=CONLL2002_ES_POS_LABELS,
+    metric="token", main_score="accuracy",
+    description="CoNLL-2002 Spanish POS tags (token accuracy; seqeval F1 too, as BERTIN reported)",
+    hub_id="conll2002", hub_config="es", text_columns=("tokens",), label_column="pos_tags",
+    local_loader="conll2002", local_files={"train": "conll2002/esp.train", "validation": "conll2002/esp.testa", "test": "conll2002/esp.testb"},
+    local_options={"column": 1}, groups=("bertin",),
+))
+register(TaskSpec(
+    name="ner_conll2002_es", version="1", task_type=TOKEN, labels=CONLL2002_NER_LABELS,
+    metric="token", main_score="f1",
+    description="CoNLL-2002 Spanish NER, IOB2 (seqeval entity F1; token accuracy too)",
+    hub_id="conll2002", hub_config="es", text_columns=("tokens",), label_column="ner_tags",
+    local_loader="conll2002", local_files={"train": "conll2002/esp.train", "validation": "conll2002/esp.testa", "test": "conll2002/esp.testb"},
+    local_options={"column": 2}, groups=("bertin",),
+))
+register(TaskSpec(
+    name="pawsx_es", version="1", task_type=SEQUENCE, labels=("0", "1"),
+    metric="accuracy", main_score="accuracy",
+    description="PAWS-X Spanish paraphrase identification (accuracy); rows with the untranslated 'NS' placeholder are skipped and counted",
+    hub_id="google-research-datasets/paws-x", hub_config="es", text_columns=("sentence1", "sentence2"), label_column="label",
+    local_loader="tsv", local_files={"validation": "pawsx_es/dev.tsv", "test": "pawsx_es/test.tsv"},
+    local_options={"columns": ("sentence1", "sentence2"), "label": "label", "skip_placeholder": "NS"},
+    groups=("bertin",),
+))
+register(TaskSpec(
+    name="xnli_es", version="1", task_type=SEQUENCE, labels=("entailment", "neutral", "contradiction"),
+    metric="accuracy", main_score="accuracy",
+    description="XNLI Spanish natural language inference, 3 classes (accuracy)",
+    hub_id="facebook/xnli", hub_config="es", text_columns=("premise", "hypothesis"), label_column="label",
+    local_loader="tsv", local_files={"validation": "xnli_es/dev.tsv", "test": "xnli_es/test.tsv"},
+    local_options={"columns": ("premise", "hypothesis"), "label": "label"},
+    defaults={"epochs": 2, "max_length": 256}, groups=("bertin",),
+))
+register(TaskSpec(
+    name="mldoc_es", version="1", task_type=SEQUENCE, labels=MLDOC_LABELS,
+    metric="accuracy", main_score="accuracy",
+    description=(
+        "MLDoc Spanish news document classification (accuracy). Its data cannot be redistributed: "
+        "put the files produced by facebookresearch/MLDoc's script in <data-dir>/mldoc_es/ as "
+        "spanish.train.1000 (or .train.2000/.5000/.10000 via --set train_file=...), spanish.dev, spanish.test; "
+        "one document per line, 'LABEL<TAB>text', label in CCAT/ECAT/GCAT/MCAT"
+    ),
+    text_columns=("text",), label_column="label",
+    local_loader="tsv", local_files={"train": "mldoc_es/spanish.train.1000", "validation": "mldoc_es/spanish.dev", "test": "mldoc_es/spanish.test"},
+    local_options={"columns": ("text",), "label": "label", "header": ("label", "text")},
+))
+register(TaskSpec(
+    name="ud_pos_es", version="1", task_type=TOKEN, labels=UPOS_LABELS,
+    metric="token", main_score="accuracy",
+    description="UPOS tagging on UD Spanish AnCora (token accuracy); local copies: <data-dir>/ud_es_ancora/es_ancora-ud-{train,dev,test}.conllu",
+    hub_id="universal_dependencies", hub_config="es_ancora", text_columns=("tokens",), label_column="upos",
+    local_loader="conllu", local_files={"train": "ud_es_ancora/es_ancora-ud-train.conllu", "validation": "ud_es_ancora/es_ancora-ud-dev.conllu", "test": "ud_es_ancora/es_ancora-ud-test.conllu"},
+))
