@@ -1,0 +1,114 @@
+"""The study's figures, drawn from the stage outputs on disk (sampling stats, metrics logs).
+
+Each function writes one PNG atomically and returns its path (None when there is nothing to draw).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bertin_bench.io import atomic_path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: Path) -> Path:
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png")
+    _plt().close(fig)
+    return Path(out)
+
+
+def perplexity_histograms(samples: dict[str, dict], boundaries, out: Path) -> Path | None:
+    """Perplexity distribution of the whole corpus and of each arm's kept documents (log scale),
+    with the quartile boundaries: where each strategy takes its documents from."""
+    plt = _plt()
+    arms = {a: s["histogram"] for a, s in samples.items() if s.get("histogram")}
+    if not arms:
+        return None
+    first = next(iter(arms.values()))
+    edges = np.linspace(first["log10_lo"], first["log10_hi"], first["bins"] + 1)
+    centers = 10 ** ((edges[:-1] + edges[1:]) / 2)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    seen = np.asarray(first["seen"], dtype=float)
+    ax.fill_between(centers, seen / seen.sum(), step="mid", alpha=0.2, color="grey", label="corpus (all scored)")
+    for arm, h in arms.items():
+        kept = np.asarray(h["kept"], dtype=float)
+        if kept.sum():
+            # Density over the corpus total, so the areas show the kept share (not re-normalised).
+            ax.step(centers, kept / seen.sum(), where="mid", lw=1.6, label=f"{arm} (kept {kept.sum() / seen.sum():.0%})")
+    for q, name in ((boundaries.q1, "Q1"), (boundaries.q2, "median"), (boundaries.q3, "Q3")):
+        ax.axvline(q, ls="--", lw=0.8, color="black")
+        ax.text(q, ax.get_ylim()[1] * 0.95, f" {name}", fontsize=8, va="top")
+    ax.set_xscale("log")
+    ax.set_xlabel("document perplexity (KenLM, log scale)")
+    ax.set_ylabel("share of corpus documents")
+    ax.set_title("Which documents each sampling strategy keeps")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def kept_by_source(samples: dict[str, dict], out: Path) -> Path | None:
+    """Keep rate per document source (news, tweets, lyrics, ...) for each arm: the quality signal
+    perplexity sampling is meant to pick up."""
+    plt = _plt()
+    arms = {a: s.get("by_source") or {} for a, s in samples.items()}
+    sources = sorted({src for by in arms.values() for src in by})
+    if not sources:
+        return None
+    fig, ax = plt.subplots(figsize=(max(7, 1.1 * len(sources)), 4.5), dpi=110)
+    width = 0.8 / max(1, len(arms))
+    x = np.arange(len(sources))
+    for i, (arm, by) in enumerate(arms.items()):
+        rates = [by.get(src, {}).get("keep_rate") or 0.0 for src in sources]
+        ax.bar(x + i * width - 0.4 + width / 2, rates, width, label=arm)
+    ax.set_xticks(x, sources, rotation=20, ha="right")
+    ax.set_ylabel("kept share of the source's documents")
+    ax.set_title("Keep rate by source")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def loss_curves(run_dirs: dict[str, Path], out: Path) -> Path | None:
+    """Held-out MLM loss (and training loss, faint) against tokens seen, one line per arm."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    drawn = False
+    for arm, run_dir in run_dirs.items():
+        metrics = Path(run_dir) / "metrics.jsonl"
+        if not metrics.is_file():
+            continue
+        rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
+        train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+        evals = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
+        line = None
+        if evals:
+            (line,) = ax.plot(*zip(*evals), "o-", ms=3, lw=1.6, label=f"{arm} held-out")
+            drawn = True
+        if train:
+            ax.plot(*zip(*train), lw=0.8, alpha=0.35, color=line.get_color() if line else None)
+            drawn = True
+    if not drawn:
+        _plt().close(fig)
+        return None
+    ax.set_xlabel("step (equal tokens per step for every arm)")
+    ax.set_ylabel("MLM cross-entropy (nats)")
+    ax.set_title("Pre-training loss by sampling strategy")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out)
