@@ -141,12 +141,14 @@ class ResolvedModel:
     from_pt: bool = False
     pretraining_tokens: int | None = None
     pretraining: dict | None = None
+    added_post_processor: bool = False  # the tokenizer added no special tokens; we attached them
 
     def record(self) -> dict[str, Any]:
         return {
             "name": self.name, "source": self.source, "hub_id": self.hub_id, "revision": self.revision,
             "local_path": self.local_path, "content_hash": self.content_hash, "family": self.family,
             "from_pt": self.from_pt, "pretraining_tokens": self.pretraining_tokens,
+            "added_post_processor": self.added_post_processor,
         }
 
 
@@ -224,7 +226,27 @@ def load_tokenizer(resolved: ResolvedModel):
         raise ModelError(_load_failure(resolved, err)) from err
     if not tok.is_fast:
         raise ModelError(f"{resolved.name}: needs a fast (Rust) tokenizer for word alignment; got {type(tok).__name__}")
+    if tok.cls_token_id is not None and tok("a").input_ids[:1] != [tok.cls_token_id]:
+        _attach_special_tokens(tok, config.model_type)
+        resolved.added_post_processor = True
+        log.warning("%s: the tokenizer adds no special tokens (tokenizer.json has no post-processor); "
+                    "adding %s ... %s as the model family expects", resolved.name, tok.cls_token, tok.sep_token)
     return tok, config
+
+
+def _attach_special_tokens(tok, model_type: str) -> None:
+    """BERTIN's published tokenizer.json has ``"post_processor": null``, so it encodes text without
+    <s> ... </s>: the classification head would read the first word instead of <s>, and sentence pairs
+    would have no separator. Attach the family's standard template."""
+    from tokenizers import processors
+
+    cls, sep = (tok.cls_token, tok.cls_token_id), (tok.sep_token, tok.sep_token_id)
+    if model_type in ("roberta", "xlm-roberta", "camembert"):
+        tok.backend_tokenizer.post_processor = processors.RobertaProcessing(
+            sep=sep, cls=cls, trim_offsets=True, add_prefix_space=bool(getattr(tok, "add_prefix_space", False)))
+    else:
+        tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{cls[0]} $A {sep[0]}", pair=f"{cls[0]} $A {sep[0]} $B:1 {sep[0]}:1", special_tokens=[cls, sep])
 
 
 def check_compatible(resolved: ResolvedModel, tokenizer, config) -> None:
@@ -282,4 +304,4 @@ def _load_failure(resolved: ResolvedModel, err: Exception) -> str:
     offline = any(os.environ.get(v) == "1" for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
     hint = (" The Hugging Face Hub is disabled (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE=1)." if offline
             else " Is the Hub reachable? Offline, download the model elsewhere and pass its local directory.")
-    return f"cannot load {resolved.hub_id!r} from the Hugging Face Hub: {err}.{hint}"
+    return f"cannot load {resolved.hub_id!r} from the Hugging Face Hub: {str(err).rstrip('.')}.{hint}"
