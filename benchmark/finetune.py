@@ -253,17 +253,21 @@ def _round_to_devices(batch_size: int, n_devices: int) -> int:
 
 
 _TRAINERS: dict = {}
+_TRAINER_CACHE_SIZE = 4
 
 
 def _trainer_for(model, hp: dict, total_steps: int, token_task: bool):
-    """Reuse the jitted steps across seeds of the same (architecture, task, hyperparameters): the
-    steps take parameters as arguments, so only compilation is shared, and XLA compiles once per
-    padded length instead of once per seed."""
+    """Reuse the jitted steps across seeds (and models of the same architecture) for the same task
+    and hyperparameters: the steps take parameters as arguments, so only compiled code is shared,
+    and XLA compiles once per padded length instead of once per seed."""
     import json
 
     key = (model.config.to_json_string(), json.dumps(hp, sort_keys=True), total_steps, token_task)
-    if key not in _TRAINERS:
-        _TRAINERS.clear()  # one entry: a new task or model invalidates it
+    if key in _TRAINERS:
+        _TRAINERS[key] = _TRAINERS.pop(key)  # most recently used last
+    else:
+        while len(_TRAINERS) >= _TRAINER_CACHE_SIZE:
+            _TRAINERS.pop(next(iter(_TRAINERS)))
         tx = adamw(hp, total_steps)
         _TRAINERS[key] = (Trainer(model, tx, token_task), tx)
     return _TRAINERS[key]

@@ -1,0 +1,190 @@
+"""End to end on the real data: the tiny RoBERTa through the four local tasks x 2 seeds (small
+slices), result files, resume, interruption, leaderboard, compare, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from benchmark import results as R
+from benchmark.cli import compare as compare_cmd
+from benchmark.cli import leaderboard as leaderboard_cmd
+from benchmark.cli import ls as ls_cmd
+from benchmark.cli import run as run_cmd
+from benchmark.compare import compare_models
+from benchmark.leaderboard import build_leaderboard
+from benchmark.runner import run_benchmark
+
+TASKS = ["pos_conll2002_es", "ner_conll2002_es", "pawsx_es", "xnli_es"]
+LIMITS = dict(limit_train=48, limit_eval=32)
+# A random tiny model learns little at BERTIN's 5e-5 in a few steps; 1e-3 makes learning visible.
+OVERRIDES = {"epochs": 2, "learning_rate": 1e-3}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bench_dir(tmp_path_factory, tiny_roberta_dir, data_dir):
+    out = tmp_path_factory.mktemp("results")
+    paths = run_benchmark(str(tiny_roberta_dir), TASKS, seeds=2, results_dir=out, overrides=OVERRIDES,
+                          model_name="tiny", progress=False, **LIMITS)
+    # A second "model" (same weights, another name) so that compare has two models to compare.
+    paths += run_benchmark(str(tiny_roberta_dir), ["ner_conll2002_es", "pawsx_es"], seeds=2, results_dir=out,
+                           overrides=OVERRIDES, model_name="tiny-b", progress=False, **LIMITS)
+    return out, paths
+
+
+def test_result_files_are_valid_and_complete(bench_dir):
+    out, paths = bench_dir
+    assert len(paths) == 12
+    assert {p.relative_to(out).parts[:3] for p in paths} >= {("runs", "tiny", t) for t in TASKS}
+    for path in paths:
+        res = R.load_result(path)  # validates
+        assert R.validate_result(res) == []
+        t = res["task"]
+        assert t["protocol"] == ("dev-train" if t["name"] in ("pawsx_es", "xnli_es") else "official")
+        assert (t["limit_train"], t["limit_eval"]) == (48, 32) and t["sizes"] == {"train": 48, "validation": 32, "test": 32}
+        assert res["model"]["source"] == "local" and len(res["model"]["content_hash"]) == 64
+        assert res["hyperparameters"]["learning_rate"] == 1e-3 and res["hyperparameters"]["epochs"] == 2
+        assert len(res["dev"]["per_epoch"]) == 2 and res["best_epoch"] in (1, 2)
+        best = res["dev"]["per_epoch"][res["best_epoch"] - 1][t["main_score"]]
+        assert best == max(e[t["main_score"]] for e in res["dev"]["per_epoch"])  # best dev epoch selected
+        assert res["main_score"] == res["test"]["metrics"][t["main_score"]]
+        assert res["timing"]["examples_per_second"] > 0 and res["timing"]["train_examples_seen"] == 96
+        assert res["provenance"]["packages"]["jax"] and res["provenance"]["date"]
+        assert res["truncation"]["test"]["examples"] == 32
+    xnli = R.load_result(out / "runs/tiny/xnli_es/seed0.json")
+    assert xnli["hyperparameters"]["max_length"] == 128  # 256 clamped to the tiny model's positions
+    paws = R.load_result(out / "runs/tiny/pawsx_es/seed0.json")
+    assert paws["task"]["data"]["files"]["validation"]["skipped_placeholder"] == 38
+    assert paws["task"]["data"]["heldout"]["fraction"] == 0.1
+    # Seeds differ; and the token tasks really train (the loss falls from epoch 1 to 2).
+    s0, s1 = (R.load_result(out / f"runs/tiny/ner_conll2002_es/seed{s}.json") for s in (0, 1))
+    assert s0["dev"]["per_epoch"] != s1["dev"]["per_epoch"]
+    for res in (s0, s1):
+        assert res["dev"]["per_epoch"][1]["train_loss"] < res["dev"]["per_epoch"][0]["train_loss"]
+
+
+def test_validate_result_reports_problems(bench_dir):
+    out, _ = bench_dir
+    res = R.load_result(out / "runs/tiny/pos_conll2002_es/seed0.json")
+    bad = json.loads(json.dumps(res))
+    del bad["model"]["content_hash"]
+    bad["main_score"] = 2.0
+    bad["task"]["protocol"] = "whatever"
+    errors = R.validate_result(bad)
+    assert "result.model.content_hash: missing" in errors
+    bad["model"]["content_hash"] = None
+    errors = R.validate_result(bad)
+    assert any("main_score: differs" in e for e in errors) and any("protocol" in e for e in errors)
+    with pytest.raises(ValueError, match="refusing to write an invalid result"):
+        R.write_result(out / "bad.json", bad)
+    assert not (out / "bad.json").exists()
+
+
+def test_resume_skips_done_runs_and_refuses_changed_settings(bench_dir, tiny_roberta_dir):
+    out, _ = bench_dir
+    path = out / "runs/tiny/ner_conll2002_es/seed0.json"
+    before = path.stat().st_mtime_ns
+    again = run_benchmark(str(tiny_roberta_dir), ["ner_conll2002_es"], seeds=2, results_dir=out, overrides=OVERRIDES,
+                          model_name="tiny", progress=False, **LIMITS)
+    assert path in again and path.stat().st_mtime_ns == before
+    with pytest.raises(FileExistsError, match=r"seed0.json exists but was made with a different hyperparameters.*--force"):
+        run_benchmark(str(tiny_roberta_dir), ["ner_conll2002_es"], seeds=1, results_dir=out,
+                      overrides={**OVERRIDES, "learning_rate": 5e-4}, model_name="tiny", progress=False, **LIMITS)
+
+
+def test_interrupted_run_leaves_no_result_file(bench_dir, tiny_roberta_dir, monkeypatch):
+    out, _ = bench_dir
+    import benchmark.finetune as ft
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ft, "finetune", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(str(tiny_roberta_dir), ["pawsx_es"], seeds=3, results_dir=out, overrides=OVERRIDES,
+                      model_name="tiny", progress=False, **LIMITS)
+    run_dir = out / "runs/tiny/pawsx_es"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["seed0.json", "seed1.json"]  # no seed2, no temp file
+
+
+def test_leaderboard_from_files(bench_dir):
+    out, _ = bench_dir
+    df = build_leaderboard(out)
+    assert (out / "leaderboard.csv").is_file() and (out / "leaderboard.md").is_file()
+    tiny = df[df["model"] == "tiny [subsampled: train≤48, eval≤32]"].iloc[0]
+    scores = [R.load_result(out / f"runs/tiny/ner_conll2002_es/seed{s}.json")["main_score"] for s in (0, 1)]
+    assert tiny["ner_conll2002_es_mean"] == pytest.approx(sum(scores) / 2)
+    assert tiny["ner_conll2002_es_n"] == 2 and tiny["pawsx_es_protocol"] == "dev-train"
+    assert tiny["avg_bertin"] == pytest.approx(sum(tiny[f"{t}_mean"] for t in TASKS) / 4)
+    assert tiny["finetune_seconds"] > 0
+    # tiny-b lacks POS and XNLI: its group average is empty, not an average of what exists.
+    tiny_b = df[df["model"].str.startswith("tiny-b")].iloc[0]
+    assert pd.isna(tiny_b["avg_bertin"])
+    reported = df[df["kind"] == "reported"]
+    assert len(reported) > 0 and reported["model"].str.contains("reported").all()
+    md = (out / "leaderboard.md").read_text(encoding="utf-8")
+    assert "pawsx_es (dev-train)" in md and "*beto (reported:" in md and "(n=2)" in md
+    reread = pd.read_csv(out / "leaderboard.csv")
+    assert list(reread["model"]) == list(df["model"])
+
+
+def test_pretraining_tokens_in_cost_column(tmp_path, bench_dir):
+    out, _ = bench_dir
+    copy = tmp_path / "res"
+    shutil.copytree(out / "runs", copy / "runs")
+    for path in (copy / "runs/tiny").rglob("seed*.json"):
+        res = json.loads(path.read_text())
+        res["model"]["pretraining_tokens"] = 1_234_567
+        path.write_text(json.dumps(res))
+    build_leaderboard(copy)
+    assert "1,234,567" in (copy / "leaderboard.md").read_text(encoding="utf-8")
+
+
+def test_compare_writes_table_and_chart(bench_dir):
+    out, _ = bench_dir
+    df = compare_models(["tiny", "tiny-b"], out, test="both", n_boot=200)
+    target = out / "compare" / "tiny_vs_tiny-b"
+    for name in ("compare.csv", "compare.md", "compare.png"):
+        assert (target / name).stat().st_size > 0
+    assert (target / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(df["task"]) == {"ner_conll2002_es", "pawsx_es"}  # only tasks both have
+    b = df[df["model"] == "tiny-b"]
+    assert b["p_bootstrap"].between(0, 1).all() and b["p_welch"].between(0, 1).all()
+    md = (target / "compare.md").read_text(encoding="utf-8")
+    assert "paired bootstrap over test examples" in md and "Welch's t-test over per-seed scores" in md
+    with pytest.raises(KeyError, match=r"no results for model 'nobody'; models with results: tiny, tiny-b"):
+        compare_models(["tiny", "nobody"], out)
+
+
+def test_cli_commands(bench_dir, tiny_roberta_dir):
+    out, _ = bench_dir
+    cli = CliRunner()
+    for cmd in (run_cmd, leaderboard_cmd, compare_cmd, ls_cmd):
+        res = cli.invoke(cmd, ["--help"])
+        assert res.exit_code == 0 and "Examples:" in res.output
+    res = cli.invoke(ls_cmd, ["tasks"])
+    assert res.exit_code == 0 and "pawsx_es@1" in res.output and "dev-train locally" in res.output
+    res = cli.invoke(ls_cmd, ["models"])
+    assert res.exit_code == 0 and "dccuchile/bert-base-spanish-wwm-cased" in res.output
+    res = cli.invoke(run_cmd, ["--model", str(tiny_roberta_dir), "--task", "nerr"])
+    assert res.exit_code == 1 and "unknown task 'nerr'; valid tasks: pos_conll2002_es" in res.output
+    res = cli.invoke(run_cmd, ["--model", "betoo", "--task", "ner_conll2002_es"])
+    assert res.exit_code == 1 and "Registry: beto" in res.output
+    res = cli.invoke(run_cmd, ["--model", str(tiny_roberta_dir), "--set", "lr"])
+    assert res.exit_code == 2 and "expected KEY=VALUE" in res.output
+    # Resumed through the CLI: all runs exist, nothing retrains, the scores are listed.
+    res = cli.invoke(run_cmd, ["--model", str(tiny_roberta_dir), "--model-name", "tiny", "-t", "pawsx_es", "--seeds", "2",
+                               "--limit-train", "48", "--limit-eval", "32", "--set", "epochs=2", "--set", "learning_rate=1e-3",
+                               "--results-dir", str(out)])
+    assert res.exit_code == 0, res.output
+    assert sum(line.startswith("pawsx_es ") for line in res.output.splitlines()) == 2
+    res = cli.invoke(leaderboard_cmd, ["--results-dir", str(out), "--no-reported"])
+    assert res.exit_code == 0 and "reported:" not in res.output and "tiny [subsampled" in res.output
+    res = cli.invoke(compare_cmd, ["tiny", "tiny-b", "--results-dir", str(out), "--test", "welch"])
+    assert res.exit_code == 0 and "Welch" in res.output and "compare.png" in res.output
