@@ -75,7 +75,8 @@ def _print_summary(stats: dict, out: str) -> None:
         f"kept {stats['kept']:,} ({frac:.2%}; expected {stats['expected_fraction']:.2%})" if frac is not None
         else f"no valid document (skipped: {stats['skipped']})"
     )
-    click.echo(f"shards: {out}/data/  stats: {out}/stats.json  histogram: {out}/perplexity_hist.png")
+    png = f"  histogram: {out}/{stats['histogram_png']}" if stats.get("histogram_png") else ""
+    click.echo(f"shards: {out}/data/  stats: {out}/stats.json{png}")
 
 
 def _errors(fn, *args, **kwargs):
@@ -104,7 +105,9 @@ def sample():
 
 @sample.command()
 @_engine_options
-def score(input_, out, lm_dir, mode, text_key, id_key, tasks, workers, executor, strict, rejects, max_chars, limit, **kw):
+@click.option("--plot", is_flag=True, help="Also draw OUT/perplexity_hist.png (matplotlib costs ~1 s).")
+def score(input_, out, lm_dir, mode, text_key, id_key, tasks, workers, executor, strict, rejects, max_chars, limit,
+          plot, **kw):
     """Score every document: OUT/data/NNNNN.jsonl.gz with each input field plus `perplexity`.
 
     Nothing is dropped except bad input (counted by reason in OUT/stats.json). `bench sample run`
@@ -121,7 +124,7 @@ def score(input_, out, lm_dir, mode, text_key, id_key, tasks, workers, executor,
 
     stats = _errors(run_score, input_, out, scorer=_scorer(lm_dir, mode), tasks=tasks, workers=workers,
                     executor=executor, text_key=text_key, id_key=id_key, strict=strict, limit=limit,
-                    rejects=rejects, max_chars=max_chars,
+                    rejects=rejects, max_chars=max_chars, plot=plot,
                     executor_options=_executor_options({**kw, "executor": executor, "out": out}))
     _print_summary(stats, out)
 

@@ -125,7 +125,15 @@ class ScorePerplexity(PipelineStep):
             yield from batch
 
 
-class ValidateDocuments(BaseFilter):
+class _NoDocStats:
+    """datatrove records every document's length in every step (3 stat updates per document);
+    our own stats count words once, in the sampler."""
+
+    def update_doc_stats(self, document: Document) -> None:
+        pass
+
+
+class ValidateDocuments(_NoDocStats, BaseFilter):
     """Drops documents marked ``_skip`` with the reason as datatrove's drop reason
     (``dropped_<reason>`` in the task stats); writes them to the rejects; raises under strict."""
 
@@ -145,7 +153,7 @@ class ValidateDocuments(BaseFilter):
         return False, reason
 
 
-class PerplexitySampler(BaseFilter):
+class PerplexitySampler(_NoDocStats, BaseFilter):
     """Keeps a document when keep_uniform(seed, key, pp) < strategy.keep_probability(pp); with no
     strategy keeps everything (``bench sample score``). Accumulates the per-task counters and
     histograms and writes them to ``stats_dir/NNNNN.json`` when the task's stream ends."""
@@ -249,7 +257,7 @@ def make_executor(kind: str, pipeline: list, *, tasks: int, workers: int, loggin
     raise SampleError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")
 
 
-def _check_run_config(out_dir: Path, config: dict) -> None:
+def _check_run_config(out_dir: Path, config: dict, provenance: dict) -> None:
     """Refuse to resume into an output directory made by another configuration (mixed shards)."""
     path = out_dir / "run.json"
     if path.exists():
@@ -261,11 +269,11 @@ def _check_run_config(out_dir: Path, config: dict) -> None:
                 "use a new --out, or delete it to start over"
             )
     else:
-        write_json_atomic(path, {"config": config, "created": environment()})
+        write_json_atomic(path, {"config": config, "created": provenance})
 
 
 def _execute(input, out_dir, *, scorer, strategy, boundaries, seed, tasks, workers, executor, text_key,
-             strict, limit, id_key, rejects, max_chars, reuse, extra_config, executor_options) -> dict:
+             strict, limit, id_key, rejects, max_chars, reuse, extra_config, executor_options, plot=True) -> dict:
     out_dir = Path(out_dir)
     spec = parse_input(input)
     identity = scorer.identity()
@@ -279,7 +287,8 @@ def _execute(input, out_dir, *, scorer, strategy, boundaries, seed, tasks, worke
         "limit": limit, "max_chars": max_chars, "strict": strict, **extra_config,
     }
     config = json.loads(json.dumps(config, default=str))  # as it reads back from run.json
-    _check_run_config(out_dir, config)
+    provenance = environment()  # once: reading package metadata costs ~0.1 s
+    _check_run_config(out_dir, config, provenance)
     write_json_atomic(out_dir / SCORER_MANIFEST, {**identity, "paths": scorer.describe()})
     pipeline = build_pipeline(spec, out_dir, scorer=scorer, strategy=strategy, boundaries=boundaries, seed=seed,
                               text_key=text_key, id_key=id_key, strict=strict, limit=limit, rejects=rejects,
@@ -288,18 +297,19 @@ def _execute(input, out_dir, *, scorer, strategy, boundaries, seed, tasks, worke
                         **(executor_options or {}))
     exe.run()
     return aggregate(out_dir, tasks=tasks, config=config, strategy=strategy, boundaries=boundaries,
-                     scorer=scorer, reused_scores=reuse)
+                     scorer=scorer, reused_scores=reuse, plot=plot, provenance=provenance)
 
 
 def run_score(input, out_dir, *, scorer, tasks: int = 1, workers: int = 1, executor: str = "local",
               text_key: str = "text", strict: bool = False, limit: int | None = None, id_key: str | None = None,
-              rejects: bool = False, max_chars: int = DEFAULT_MAX_CHARS, executor_options: dict | None = None) -> dict:
+              rejects: bool = False, max_chars: int = DEFAULT_MAX_CHARS, executor_options: dict | None = None,
+              plot: bool = False) -> dict:
     """Score every document of ``input`` into ``out_dir/data`` shards (nothing dropped but bad input);
-    returns the stats (also in ``out_dir/stats.json``)."""
+    returns the stats (also in ``out_dir/stats.json``; the histogram PNG only with ``plot``)."""
     return _execute(input, out_dir, scorer=scorer, strategy=None, boundaries=None, seed=0, tasks=tasks,
                     workers=workers, executor=executor, text_key=text_key, strict=strict, limit=limit,
                     id_key=id_key, rejects=rejects, max_chars=max_chars, reuse=False,
-                    extra_config={"command": "score"}, executor_options=executor_options)
+                    extra_config={"command": "score"}, executor_options=executor_options, plot=plot)
 
 
 def run_sample(input, out_dir, *, strategy, boundaries=None, target_fraction: float | None = None,

@@ -51,7 +51,7 @@ def perplexity_histogram(path, hist_seen, hist_kept, *, boundaries=None, strateg
         title = f"{title}\n{strategy.name}, factor={strategy.factor:.4g}"
     ax.legend(loc="upper left")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.92, bottom=0.11, top=0.9)  # fixed: tight_layout costs ~0.5 s
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

@@ -78,7 +78,7 @@ def _skip_reasons(stats_file: Path) -> dict[str, int]:
 
 
 def aggregate(out_dir, *, tasks: int, config: dict | None = None, strategy=None, boundaries=None, scorer=None,
-              reused_scores: bool = False, plot: bool = True) -> dict:
+              reused_scores: bool = False, plot: bool = True, provenance: dict | None = None) -> dict:
     """Sum the per-task files into ``stats.json`` (+ the histogram PNG). With tasks still missing
     (a cluster run in progress) nothing is written and the status says how many are done."""
     out_dir = Path(out_dir)
@@ -135,7 +135,7 @@ def aggregate(out_dir, *, tasks: int, config: dict | None = None, strategy=None,
         "shards": [f"{DATA_SUBDIR}/{ShardWriter.shard_name(r)}" for r in range(tasks)],
         "histogram": {"log10_lo": HIST_LO, "log10_hi": HIST_HI, "bins": HIST_BINS,
                       "seen": totals["hist_seen"], "kept": totals["hist_kept"]},
-        "provenance": environment(),
+        "provenance": provenance or environment(),
     }
     if plot and valid:
         from sampling.plots import perplexity_histogram
