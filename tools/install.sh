@@ -7,3 +7,4 @@ cd "$(dirname "$0")/.."
 extras=""
 [ "${1:-}" = "--dev" ] && extras="[dev]"
 python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+if [ -n "$extras" ]; then bash tools/build_kenlm.sh; fi  # lmplz/build_binary for `bench lm train` and its tests
