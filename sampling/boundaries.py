@@ -131,7 +131,7 @@ def estimate_boundaries(
     if reservoir:
         rng = random.Random(seed)
         sample: list[tuple[str, float | None]] = []
-        for i, item in enumerate(tqdm(texts, desc="reservoir", unit="doc", disable=not progress)):
+        for i, item in enumerate(tqdm(texts, desc="reservoir", unit="doc", disable=None if progress else True)):
             if i < n_docs:
                 sample.append(item)
             else:
@@ -152,7 +152,7 @@ def estimate_boundaries(
     for i, (_, pp) in enumerate(sample):
         if reuse and pp is not None:
             pps[i] = pp
-    with tqdm(total=len(todo), desc="scoring", unit="doc", disable=not progress or not todo) as bar:
+    with tqdm(total=len(todo), desc="scoring", unit="doc", disable=None if progress and todo else True) as bar:
         for start in range(0, len(todo), batch_size):
             idx = todo[start:start + batch_size]
             pps[idx] = scorer.perplexities([sample[i][0] for i in idx])

@@ -106,10 +106,12 @@ class FlatReader(BaseReader):
     name = "📄 flat reader"
     type = "📖 - READER"
 
-    def __init__(self, spec: InputSpec, text_key: str = "text", id_key: str | None = None, limit: int = -1):
+    def __init__(self, spec: InputSpec, text_key: str = "text", id_key: str | None = None, limit: int = -1,
+                 progress: bool = False):
         super().__init__(limit=limit, text_key=text_key, id_key=id_key or "id")
         self.spec = spec
         self.use_id = id_key is not None
+        self.progress = progress
 
     def _shard(self, rank: int, world_size: int) -> tuple[list[str], int, int]:
         """(files, line_stride, line_offset) this task reads."""
@@ -121,18 +123,24 @@ class FlatReader(BaseReader):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:
             yield from data
+        from tqdm import tqdm
+
         files, stride, offset = self._shard(rank, world_size)
         counter = 0  # running record index over this task's files, for line striding
         n = 0
-        for path in files:
-            self.stat_update("input_files")
-            for lineno, record in self._records(path, stride, offset, counter):
-                if self.limit != -1 and n >= self.limit:
-                    return
-                doc = self._to_document(record, path, lineno)
-                n += 1
-                yield doc
-            counter = self._last_counter
+        # one bar per task, shown on terminals only (disable=None)
+        with tqdm(desc=f"task {rank}/{world_size}", unit=" docs", mininterval=1, leave=False,
+                  disable=None if self.progress else True) as bar:
+            for path in files:
+                self.stat_update("input_files")
+                for lineno, record in self._records(path, stride, offset, counter):
+                    if self.limit != -1 and n >= self.limit:
+                        return
+                    doc = self._to_document(record, path, lineno)
+                    n += 1
+                    bar.update()
+                    yield doc
+                counter = self._last_counter
 
     # -- per format -------------------------------------------------------------------------------
 
@@ -241,11 +249,12 @@ def hf_reader(spec: InputSpec, text_key: str = "text", id_key: str | None = None
                                     adapter=adapter, text_key=text_key)
 
 
-def make_reader(spec: InputSpec, text_key: str = "text", id_key: str | None = None, limit: int | None = None):
+def make_reader(spec: InputSpec, text_key: str = "text", id_key: str | None = None, limit: int | None = None,
+                progress: bool = False):
     limit = -1 if limit is None else int(limit)
     if spec.hf_dataset:
         return hf_reader(spec, text_key, id_key, limit)
-    return FlatReader(spec, text_key=text_key, id_key=id_key, limit=limit)
+    return FlatReader(spec, text_key=text_key, id_key=id_key, limit=limit, progress=progress)
 
 
 def flat_record(doc: Document, text_key: str = "text") -> dict:

@@ -27,11 +27,13 @@ import json
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from datatrove.data import Document, DocumentsPipeline
+from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.utils.batching import batched
@@ -223,7 +225,7 @@ def build_pipeline(spec: InputSpec, out_dir: Path, *, scorer, strategy, boundari
                    strict, limit, rejects, reuse, max_chars) -> list:
     reject_writer = ShardWriter(str(out_dir / "rejects"), text_key=text_key, rejects=True) if rejects else None
     return [
-        make_reader(spec, text_key=text_key, id_key=id_key, limit=limit),
+        make_reader(spec, text_key=text_key, id_key=id_key, limit=limit, progress=True),
         ScorePerplexity(scorer, reuse=reuse, max_chars=max_chars),
         ValidateDocuments(strict=strict, exclusion_writer=reject_writer),
         PerplexitySampler(strategy, stats_dir=str(out_dir / LOGS / TASK_STATS), seed=seed,
@@ -232,14 +234,33 @@ def build_pipeline(spec: InputSpec, out_dir: Path, *, scorer, strategy, boundari
     ]
 
 
+def _quiet() -> bool:
+    """datatrove logs every step of every task at INFO; show that only with `bench -v`."""
+    return not logging.getLogger().isEnabledFor(logging.INFO)
+
+
+class QuietLocalExecutor(LocalPipelineExecutor):
+    """datatrove's local executor, with the per-task console log at ERROR level unless ``bench -v``.
+
+    datatrove uses ``local_rank`` only to pick the console level (INFO for local rank 0, ERROR for
+    the others); the task log files under OUT/logs/logs/ keep every message either way.
+    """
+
+    def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
+        return super()._run_for_rank(rank, local_rank=1 if _quiet() else local_rank, node_rank=node_rank)
+
+
 def make_executor(kind: str, pipeline: list, *, tasks: int, workers: int, logging_dir: str, **options):
     """datatrove's executor by name. ``options`` go to the executor (slurm: partition, time, ...)."""
     if kind == "local":
-        from datatrove.executor import LocalPipelineExecutor
+        if _quiet():  # the main process prints datatrove's summary table otherwise
+            from loguru import logger
 
+            logger.remove()
+            logger.add(sys.stderr, level="WARNING")
         # fork: models load lazily, so children start instantly with nothing heavy to copy.
-        return LocalPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
-                                     start_method=options.pop("start_method", "fork"), **options)
+        return QuietLocalExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
+                                  start_method=options.pop("start_method", "fork"), **options)
     if kind == "slurm":
         from datatrove.executor import SlurmPipelineExecutor
 

@@ -80,3 +80,24 @@ def test_cli_boundaries_then_run_uses_the_boundaries_mode(web_slice, kenlm_dir, 
     assert f"kept {stats['kept']:,}" in res.output
     res = runner.invoke(main, ["sample", "stats", str(tmp_path / "o")])  # rebuild from per-task files
     assert res.exit_code == 0 and json.loads((tmp_path / "o" / "stats.json").read_text())["kept"] == stats["kept"]
+
+
+def test_executor_selection_errors(tmp_path):
+    from sampling.pipeline import SampleError, make_executor
+
+    with pytest.raises(SampleError, match="--slurm-partition and --slurm-time"):
+        make_executor("slurm", [], tasks=2, workers=1, logging_dir=str(tmp_path))
+    exe = make_executor("slurm", [], tasks=2, workers=1, logging_dir=str(tmp_path), partition="cpu", time="01:00:00")
+    assert type(exe).__name__ == "SlurmPipelineExecutor" and exe.world_size == 2  # built, not submitted
+    with pytest.raises(SampleError, match="unknown executor"):
+        make_executor("dask", [], tasks=1, workers=1, logging_dir=str(tmp_path))
+
+
+def test_strict_error_surfaces_from_worker_processes(web_slice, ccnet_scorer, tmp_path):
+    from sampling.pipeline import SampleError
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(web_slice(30).read_bytes() + b'{"text": null}\n')
+    with pytest.raises(SampleError, match=rf"{bad}:31: missing_text"):
+        run_score(bad, tmp_path / "o", scorer=ccnet_scorer, tasks=2, workers=2, strict=True)
+    assert not (tmp_path / "o" / "stats.json").exists()
