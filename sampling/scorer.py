@@ -63,6 +63,15 @@ def _pp(log10_sum: float, length: int) -> float:
     return 10.0 ** (-log10_sum / length)
 
 
+def _pieces_never_hold_whitespace(sp) -> bool:
+    """Whether every whitespace character that survives CCNet normalization is turned into a
+    piece boundary by this sentencepiece model (its normalizer maps it to a space). Then
+    ``len(pieces) == len(" ".join(pieces).split())`` for every text."""
+    spaces = (chr(c) for c in range(0x10000) if chr(c).isspace())  # Unicode has none above U+3000
+    return not any(ch.isspace() for ws in spaces
+                   for piece in sp.encode_as_pieces(normalize(f"a{ws}b")) for ch in piece)
+
+
 class PerplexityScorer:
     """KenLM + sentencepiece document perplexity, lazily loaded and picklable.
 
@@ -109,6 +118,7 @@ class PerplexityScorer:
                     )
         self._model = None
         self._sp = None
+        self._pieces_are_words = False  # set when sentencepiece loads
         self._identity: dict | None = None
 
     # -- loading ------------------------------------------------------------------------------
@@ -141,7 +151,9 @@ class PerplexityScorer:
         if self._sp is None:
             import sentencepiece
 
-            self._sp = sentencepiece.SentencePieceProcessor(model_file=self._resolve("sp"))
+            sp = sentencepiece.SentencePieceProcessor(model_file=self._resolve("sp"))
+            self._pieces_are_words = _pieces_never_hold_whitespace(sp)
+            self._sp = sp
         return self._sp
 
     def __getstate__(self):
@@ -181,15 +193,19 @@ class PerplexityScorer:
             return self._lines(texts)
         return self._raw(texts)
 
+    def _n_words(self, pieces: list[str], line: str) -> int:
+        """edugp's ``len(line.split())`` of the joined pieces; ``len(pieces)`` when that is provably
+        the same (no piece of this sentencepiece model can hold whitespace), which saves ~5%."""
+        return len(pieces) if self._pieces_are_words else len(line.split())
+
     def _ccnet(self, texts: Sequence[str]) -> list[float]:
         score = self.model.score
         pieces = self.sp.encode([normalize(t) for t in texts], out_type=str, num_threads=1)
         out = []
         for doc_pieces in pieces:
-            # Normalization removed every newline, so the tokenized doc is one line; split() on the
-            # joined string (not len(pieces)) keeps edugp's word count even for odd whitespace.
+            # Normalization removed every newline, so the tokenized doc is one line.
             line = " ".join(doc_pieces)
-            out.append(round(_pp(score(line), len(line.split()) + 1), 1))
+            out.append(round(_pp(score(line), self._n_words(doc_pieces, line) + 1), 1))
         return out
 
     def _lines(self, texts: Sequence[str]) -> list[float]:
@@ -201,9 +217,10 @@ class PerplexityScorer:
         for lines in per_doc:
             log_sum, length = 0.0, 0
             for _ in lines:
-                line = " ".join(next(pieces))
+                line_pieces = next(pieces)
+                line = " ".join(line_pieces)
                 log_sum += score(line)
-                length += len(line.split()) + 1
+                length += self._n_words(line_pieces, line) + 1
             out.append(_pp(log_sum, length) if lines else math.nan)
         return out
 

@@ -29,6 +29,12 @@ def test_ccnet_mode_is_bit_compatible_with_edugp(kenlm_dir, ccnet_scorer, texts)
     assert ccnet_scorer.perplexities(texts) == expected  # exact float equality, batch path
     assert [ccnet_scorer.perplexity(t) for t in texts[:20]] == expected[:20]  # single-document path
     assert all(round(p, 1) == p for p in expected)
+    # the word count shortcut (len(pieces)) is only taken when provably equal to edugp's split()
+    assert ccnet_scorer._pieces_are_words
+    slow = PerplexityScorer(kenlm_dir, mode="ccnet")
+    slow.sp
+    slow._pieces_are_words = False
+    assert slow.perplexities(texts) == expected
 
 
 def test_lines_mode_scores_each_normalized_line(lines_scorer, texts):
