@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.readers import HuggingFaceDatasetReader
 from datatrove.pipeline.readers.base import BaseReader
 from datatrove.pipeline.writers.jsonl import JsonlWriter
 
@@ -227,26 +228,32 @@ def _open_binary(path: str):
     return open(path, "rb")
 
 
-def hf_reader(spec: InputSpec, text_key: str = "text", id_key: str | None = None, limit: int = -1):
-    """datatrove's Hub reader, streaming, with the same flat-metadata adapter as FlatReader."""
-    from datatrove.pipeline.readers import HuggingFaceDatasetReader
+class FlatHubReader(HuggingFaceDatasetReader):
+    """datatrove's Hub reader adds a "dataset" field and silently drops empty texts; this one turns
+    every record into a Document (via the adapter) and lets empty/non-string texts be counted."""
 
+    def get_document_from_dict(self, data: dict, source_file: str, id_in_file):
+        return Document(**self.adapter(data, source_file, id_in_file))
+
+
+def hf_reader(spec: InputSpec, text_key: str = "text", id_key: str | None = None, limit: int = -1):
+    """datatrove's Hub reader (streaming), producing the same flat documents as FlatReader."""
     options = {"split": spec.hf_split}
     if spec.hf_config:
         options["name"] = spec.hf_config
 
     def adapter(self, data: dict, path: str, id_in_file):
-        text = data.pop(text_key, "")
+        text = data.pop(text_key, None)
         where = f"{spec.describe()}:{id_in_file}"
         meta = {**data, WHERE: where}
         if not isinstance(text, str):
-            meta[SKIP] = "non_string_text"
-            text = str(text)
+            meta[SKIP] = "missing_text" if text is None else "non_string_text"
+            text = "" if text is None else str(text)
         doc_id = str(data[id_key]) if id_key and id_key in data else where
-        return {"text": text, "id": doc_id, "media": [], "metadata": meta}
+        return {"text": text, "id": doc_id, "metadata": meta}
 
-    return HuggingFaceDatasetReader(spec.hf_dataset, dataset_options=options, streaming=True, limit=limit,
-                                    adapter=adapter, text_key=text_key)
+    return FlatHubReader(spec.hf_dataset, dataset_options=options, streaming=True, limit=limit, adapter=adapter,
+                         text_key=text_key)
 
 
 def make_reader(spec: InputSpec, text_key: str = "text", id_key: str | None = None, limit: int | None = None,

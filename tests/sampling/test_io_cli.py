@@ -22,6 +22,11 @@ def test_hub_input_syntax():
     reader = make_reader(spec, text_key="text", limit=10)  # built, not run: no network in tests
     assert reader.dataset == "allenai/c4" and reader.dataset_options == {"split": "train", "name": "es"}
     assert reader.streaming and reader.limit == 10
+    # records become flat documents: nothing added, nothing dropped silently
+    doc = reader.get_document_from_dict({"text": "Hola", "url": "u"}, "allenai/c4", "00000/7")
+    assert doc.text == "Hola" and doc.metadata == {"url": "u", "_where": "hf://allenai/c4:es@train:00000/7"}
+    empty = reader.get_document_from_dict({"url": "u"}, "allenai/c4", "00000/8")
+    assert empty.metadata["_skip"] == "missing_text"
 
 
 def test_file_dir_glob_and_missing_inputs(web_slice, tmp_path):
