@@ -231,6 +231,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ValueError(f"{where}: expected true/false, got {value!r}")
         return value
     if tp is int:
+        if isinstance(value, str):
+            try:
+                value = float(value)  # YAML 1.1 reads "1e6" as a string
+            except ValueError:
+                pass
         if isinstance(value, float) and value.is_integer():
             return int(value)  # 1e6 in YAML is a float
         if isinstance(value, bool) or not isinstance(value, int):

@@ -131,10 +131,15 @@ def iter_documents(files: Sequence[Path], text_field: str = "text",
 # ----------------------------------------------------------------------------- tokens and blocks
 
 def tokenize(tokenizer, texts: Sequence[str]) -> list[list[int]]:
-    """Batched tokenization with RoBERTa's ``<s> ... </s>`` around each document (Rust, no offsets)."""
+    """Batched tokenization (Rust, no offsets) with ``<s> ... </s>`` around each document.
+
+    The special tokens are added here rather than by the tokenizer's post-processor because
+    tokenizer files differ: BERTIN's published ``tokenizer.json`` has none (plain ByteLevel), so
+    relying on it would silently train without document boundaries."""
     backend = tokenizer.backend_tokenizer
     encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
-    return [e.ids for e in encode(list(texts), add_special_tokens=True)]
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    return [[bos, *e.ids, eos] for e in encode(list(texts), add_special_tokens=False)]
 
 
 def cut_blocks(token_lists: Sequence[Sequence[int]], seq_len: int) -> np.ndarray:

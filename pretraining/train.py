@@ -157,11 +157,12 @@ def make_eval_step(module: MaskedLM, *, masked_only: bool) -> Callable:
 class DataParallel:
     """The device mesh and how arrays are placed on it."""
 
-    def __init__(self, batch_size: int, grad_accum: int = 1):
-        self.mesh = Mesh(np.array(jax.devices()), ("data",))
+    def __init__(self, batch_size: int, grad_accum: int = 1, devices: list | None = None):
+        devices = jax.devices() if devices is None else devices
+        self.mesh = Mesh(np.array(devices), ("data",))
         self.replicated = NamedSharding(self.mesh, P())
         self.sharded = NamedSharding(self.mesh, P("data"))
-        n = jax.device_count()
+        n = len(devices)
         if batch_size % n or (batch_size // grad_accum) % n:
             raise ValueError(f"training.batch_size={batch_size} (micro-batch {batch_size // grad_accum}) "
                              f"must be divisible by the {n} devices")
