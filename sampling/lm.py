@@ -119,9 +119,10 @@ def parse_prune(prune: str | Sequence[int] | None, order: int) -> list[int]:
         raise ValueError(f"prune {values}: thresholds must be non-decreasing")
     if any(v < 0 for v in values):
         raise ValueError(f"prune {values}: thresholds must be >= 0")
-    if len(values) > order:
-        raise ValueError(f"prune {values}: more thresholds than the order {order}")
-    return values
+    # Thresholds past the order apply to n-grams that do not exist (the default "0 0 1" with
+    # --order 2); lmplz rejects them, so drop them.
+    values = values[:order]
+    return [] if all(v == 0 for v in values) else values
 
 
 # -- the recipe --------------------------------------------------------------------------------
@@ -180,13 +181,15 @@ def train_lm(
     text_hash = provenance.hash_file(text_path)
     if not force:
         existing = _existing_meta(out_dir, text_hash, options, [sp_name, lm_name])
-        if existing is not None:
+        if existing is not None and (not keep_arpa or "arpa" in existing["files"]):
             log.info("%s already holds a model trained from this text with these options; "
                      "skipping (force=True retrains)", out_dir)
             return existing
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.train-", dir=out_dir.parent))
+    if tmp_dir:
+        Path(tmp_dir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="lm-work-", dir=tmp_dir)) if tmp_dir else staging / "work"
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}

@@ -14,7 +14,7 @@ def lm() -> None:
     """Reference KenLM models for perplexity scoring (the CCNet recipe)."""
 
 
-@lm.command(name="train")
+@lm.command(name="train", short_help="Train LANG.arpa.bin + LANG.sp.model from a text file.")
 @click.option("--text", "text", required=True, type=click.Path(dir_okay=False, path_type=str),
               help="UTF-8 training text, one sentence or paragraph per line (e.g. a Wikipedia dump).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=str),

@@ -244,6 +244,13 @@ def test_bad_text_inputs_give_clear_errors(tmp_path, monkeypatch):
         lm_lib.train_lm(__file__, tmp_path / "out", prune=[0, 2, 1])
 
 
+def test_parse_prune_follows_lmplz_rules():
+    assert lm_lib.parse_prune("0 0 1", 5) == [0, 0, 1]
+    assert lm_lib.parse_prune("0,1,2", 3) == [0, 1, 2]
+    assert lm_lib.parse_prune((0, 0, 1), 2) == []  # nothing of order 3+ to prune
+    assert lm_lib.parse_prune("0", 5) == [] and lm_lib.parse_prune(None, 5) == []
+
+
 def test_missing_binaries_say_how_to_build(tmp_path, monkeypatch):
     monkeypatch.setenv(lm_lib.KENLM_BIN_ENV, str(tmp_path))
     with pytest.raises(lm_lib.KenLMBinaryNotFound, match="does not contain an executable 'lmplz'"):
@@ -315,13 +322,14 @@ def test_cli_trains_and_reports_errors(tmp_path, wiki_text):
 
     out = tmp_path / "cli_lm"
     args = ["lm", "train", "--text", str(wiki_text), "--out", str(out), "--max-lines", "300",
-            "--vocab-size", "700", "--threads", "1", "--quiet"]
+            "--vocab-size", "700", "--threads", "1", "--quiet", "--tmp-dir", str(tmp_path / "scratch")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "es.arpa.bin" in result.output and "300 lines" in result.output
     meta = json.loads((out / "lm_meta.json").read_text())
     assert meta["options"]["vocab_size"] == 700 and meta["input"]["lines_used"] == 300
     _load(out)
+    assert list((tmp_path / "scratch").iterdir()) == [], "intermediates left in --tmp-dir"
 
     result = CliRunner().invoke(main, ["lm", "train", "--text", str(tmp_path / "nope.txt"), "--out", str(out)])
     assert result.exit_code != 0 and "nope.txt does not exist" in result.output
