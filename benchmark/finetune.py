@@ -317,16 +317,18 @@ def finetune(model, tokenizer, data, hp: dict, seed: int, progress: bool | None 
             bar.update(len(rows))
             if len(losses) % 20 == 0:
                 bar.set_postfix(loss=f"{float(loss):.3f}", ex_s=f"{bar.n / (time.perf_counter() - t0):.1f}")
-        mean_loss = float(np.mean(jax.device_get(losses)))
+        mean_loss = float(np.mean(jax.device_get(losses)))  # waits for the epoch's last step
         bar.close()
-        train_seconds += time.perf_counter() - t0
+        epoch_seconds = time.perf_counter() - t0
+        train_seconds += epoch_seconds
         seen += len(order)
 
         t1 = time.perf_counter()
         dev_pred = predict(trainer, params, enc["validation"], spec, hp, pad_id, fallback)
         dev = metrics.compute(spec.task_type, spec.labels, enc["validation"].gold, dev_pred)
         eval_seconds += time.perf_counter() - t1
-        history.append({"epoch": epoch, "train_loss": mean_loss, **{k: round(v, 6) for k, v in dev.items()}})
+        history.append({"epoch": epoch, "train_loss": mean_loss, "train_seconds": round(epoch_seconds, 3),
+                        **{k: round(v, 6) for k, v in dev.items()}})
         log.info("%s seed %d epoch %d: loss %.4f dev %s %.4f", spec.name, seed, epoch, mean_loss, spec.main_score, dev[spec.main_score])
         if dev[spec.main_score] > best_score:
             best_score, best_epoch = dev[spec.main_score], epoch
@@ -336,7 +338,7 @@ def finetune(model, tokenizer, data, hp: dict, seed: int, progress: bool | None 
     test_pred = predict(trainer, trainer.put_replicated(best), enc["test"], spec, hp, pad_id, fallback)
     test = metrics.compute(spec.task_type, spec.labels, enc["test"].gold, test_pred)
     eval_seconds += time.perf_counter() - t1
-    dev_best = {k: v for k, v in history[best_epoch - 1].items() if k not in ("epoch", "train_loss")}
+    dev_best = {k: v for k, v in history[best_epoch - 1].items() if k not in ("epoch", "train_loss", "train_seconds")}
     return FinetuneOutput(
         dev_history=history, best_epoch=best_epoch, dev_metrics=dev_best, test_metrics=test,
         test_gold=enc["test"].gold, test_pred=test_pred, train_seconds=train_seconds, eval_seconds=eval_seconds,

@@ -188,3 +188,25 @@ def test_cli_commands(bench_dir, tiny_roberta_dir):
     assert res.exit_code == 0 and "reported:" not in res.output and "tiny [subsampled" in res.output
     res = cli.invoke(compare_cmd, ["tiny", "tiny-b", "--results-dir", str(out), "--test", "welch"])
     assert res.exit_code == 0 and "Welch" in res.output and "compare.png" in res.output
+
+
+def test_data_parallel_matches_single_device(bench_dir, tiny_roberta_dir, tmp_path):
+    """Two (forced) host devices: the same global batch, so the same numbers as one device."""
+    import os
+    import subprocess
+    import sys
+
+    out, _ = bench_dir
+    code = (
+        "from benchmark.runner import run_benchmark\n"
+        f"run_benchmark({str(tiny_roberta_dir)!r}, ['ner_conll2002_es'], seeds=1, results_dir={str(tmp_path)!r}, "
+        f"overrides={OVERRIDES!r}, model_name='tiny', progress=False, limit_train=48, limit_eval=32)\n"
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, timeout=300)
+    two = R.load_result(tmp_path / "runs/tiny/ner_conll2002_es/seed0.json")
+    one = R.load_result(out / "runs/tiny/ner_conll2002_es/seed0.json")
+    assert two["timing"]["n_devices"] == 2 and one["timing"]["n_devices"] == 1
+    for a, b in zip(one["dev"]["per_epoch"], two["dev"]["per_epoch"]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+    assert one["main_score"] == pytest.approx(two["main_score"], abs=1e-6)
