@@ -29,7 +29,6 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from datatrove.data import Document, DocumentsPipeline
@@ -46,7 +45,7 @@ from sampling.io import (
     make_reader, parse_input, text_skip_reason,
 )
 from sampling.stats import HIST_BINS, HIST_HI, HIST_LO, LOGS, TASK_STATS, VALIDATE_STEP, aggregate
-from sampling.strategies import Strategy, calibrate_factor, expected_fraction, make_strategy
+from sampling.strategies import RandomStrategy, Strategy, calibrate_factor, expected_fraction, make_strategy
 
 log = logging.getLogger(__name__)
 
@@ -354,7 +353,7 @@ def run_sample(input, out_dir, *, strategy, boundaries=None, target_fraction: fl
     if isinstance(boundaries, (str, os.PathLike)):
         boundaries = Boundaries.load(boundaries)
     name = strategy if isinstance(strategy, str) else strategy.name
-    needs_sample = name != "random" or target_fraction is not None or target_docs is not None
+    needs_sample = name != "random"  # random's factor is the fraction itself: no perplexity sample needed
     saved = Path(out_dir) / "boundaries.json"
     if boundaries is None and needs_sample and saved.exists():  # a resumed run: same estimate as before
         boundaries = Boundaries.load(saved)
@@ -371,26 +370,32 @@ def run_sample(input, out_dir, *, strategy, boundaries=None, target_fraction: fl
         strategy = make_strategy(strategy, boundaries=boundaries, factor=factor, width=width)
     target = None
     if target_docs is not None:
-        total = count_documents(input, limit=limit)
+        total = count_documents(input)
+        if limit is not None:  # --limit applies per task
+            total = min(total, limit * tasks)
         target_fraction = min(1.0, target_docs / total)
         target = {"docs": target_docs, "input_records": total}
     if target_fraction is not None:
-        strategy = strategy.with_factor(calibrate_factor(strategy, boundaries.sample(), target_fraction))
-        target = {**(target or {}), "fraction": target_fraction,
-                  "expected_fraction_on_boundary_sample": expected_fraction(strategy, boundaries.sample())}
+        if isinstance(strategy, RandomStrategy):
+            strategy = strategy.with_factor(target_fraction)
+        else:
+            strategy = strategy.with_factor(calibrate_factor(strategy, boundaries.sample(), target_fraction))
+        target = {**(target or {}), "fraction": target_fraction}
+        if boundaries is not None:
+            target["expected_fraction_on_boundary_sample"] = expected_fraction(strategy, boundaries.sample())
     return _execute(input, out_dir, scorer=scorer, strategy=strategy, boundaries=boundaries, seed=seed, tasks=tasks,
                     workers=workers, executor=executor, text_key=text_key, strict=strict, limit=limit,
                     id_key=id_key, rejects=rejects, max_chars=max_chars, reuse=True,
                     extra_config={"command": "run", "target": target}, executor_options=executor_options)
 
 
-def count_documents(input, limit: int | None = None) -> int:
+def count_documents(input) -> int:
     """Records in a local input (lines/rows, bad ones included): the base of ``--target-docs``."""
     spec = parse_input(input)
     if spec.hf_dataset:
         raise SampleError("--target-docs needs a local input (the size of a streamed Hub dataset is unknown); "
                           "use --target-fraction")
-    n = sum(1 for _ in make_reader(spec, limit=limit).run())
+    n = sum(1 for _ in make_reader(spec).run())
     if n == 0:
         raise SampleError(f"{spec.describe()}: no records")
     return n

@@ -9,7 +9,6 @@ Aggregation only reads files, so it also works after a cluster run (``bench samp
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import numpy as np

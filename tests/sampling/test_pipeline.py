@@ -163,3 +163,10 @@ def test_killed_cli_run_resumes_to_identical_output(web_slice, boundaries, tmp_p
     assert read_shards(out) == read_shards(tmp_path / "clean")
     a, b = (json.loads((d / "stats.json").read_text()) for d in (out, tmp_path / "clean"))
     assert (a["seen"], a["kept"], counts(a)) == (b["seen"], b["kept"], counts(b))
+
+
+def test_random_target_needs_no_boundaries(web_slice, ccnet_scorer, tmp_path):
+    stats = run_sample(web_slice(200), tmp_path / "o", strategy="random", target_fraction=0.5, scorer=ccnet_scorer)
+    assert stats["strategy"] == {"name": "random", "factor": 0.5}
+    assert not (tmp_path / "o" / "boundaries.json").exists() and stats["by_quartile"] == {}
+    assert 0.38 < stats["kept_fraction"] < 0.62  # 200 documents, p = 0.5
