@@ -17,6 +17,7 @@ last, so its presence marks a complete model. Rerunning with the same text and o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -364,7 +365,10 @@ def _run_lmplz(cmd: list[str], norm_path: Path, sp_path: Path, arpa_path: Path, 
                     bar.update(len(batch))
             proc.stdin.close()
         except BrokenPipeError:
-            pass  # lmplz died early; its exit code and stderr below say why
+            # lmplz died early; its exit code and stderr below say why. Closing the pipe would
+            # flush into the dead process again, so drop the buffered rest.
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
         except BaseException:
             proc.kill()
             proc.wait()
