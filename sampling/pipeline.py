@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -252,11 +251,11 @@ class QuietLocalExecutor(LocalPipelineExecutor):
 def make_executor(kind: str, pipeline: list, *, tasks: int, workers: int, logging_dir: str, **options):
     """datatrove's executor by name. ``options`` go to the executor (slurm: partition, time, ...)."""
     if kind == "local":
-        if _quiet():  # the main process prints datatrove's summary table otherwise
-            from loguru import logger
+        from loguru import logger
 
-            logger.remove()
-            logger.add(sys.stderr, level="WARNING")
+        # The executor's own messages (a summary table of every step, "k/n tasks completed") go to
+        # the console whatever the task loggers say; the task logs stay complete either way.
+        (logger.disable if _quiet() else logger.enable)("datatrove.executor.local")
         # fork: models load lazily, so children start instantly with nothing heavy to copy.
         return QuietLocalExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
                                   start_method=options.pop("start_method", "fork"), **options)
@@ -315,6 +314,9 @@ def _execute(input, out_dir, *, scorer, strategy, boundaries, seed, tasks, worke
                               reuse=reuse, max_chars=max_chars)
     exe = make_executor(executor, pipeline, tasks=tasks, workers=workers, logging_dir=str(out_dir / LOGS),
                         **(executor_options or {}))
+    done = sum((out_dir / LOGS / "completions" / f"{r:05d}").exists() for r in range(tasks))
+    if done:
+        log.warning("%s: resuming, %d of %d tasks already complete", out_dir, done, tasks)
     exe.run()
     return aggregate(out_dir, tasks=tasks, config=config, strategy=strategy, boundaries=boundaries,
                      scorer=scorer, reused_scores=reuse, plot=plot, provenance=provenance)
