@@ -364,6 +364,7 @@ def run_sample(input, out_dir, *, strategy, boundaries=None, target_fraction: fl
         boundaries = estimate_boundaries(input, scorer=scorer, n_docs=boundary_docs, text_key=text_key,
                                          max_chars=max_chars)
         boundaries.save(saved)
+        boundaries.path = str(saved)
     if boundaries is not None:
         boundaries.check(scorer.identity())
         if not saved.exists():  # the run directory records the boundaries it used (plots, `stats`)
