@@ -304,4 +304,5 @@ def _load_failure(resolved: ResolvedModel, err: Exception) -> str:
     offline = any(os.environ.get(v) == "1" for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
     hint = (" The Hugging Face Hub is disabled (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE=1)." if offline
             else " Is the Hub reachable? Offline, download the model elsewhere and pass its local directory.")
-    return f"cannot load {resolved.hub_id!r} from the Hugging Face Hub: {str(err).rstrip('.')}.{hint}"
+    return (f"cannot load {resolved.hub_id!r} from the Hugging Face Hub (it is not a local directory either): "
+            f"{str(err).rstrip('.')}.{hint}")

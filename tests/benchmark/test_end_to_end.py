@@ -22,7 +22,9 @@ from benchmark.runner import run_benchmark
 TASKS = ["pos_conll2002_es", "ner_conll2002_es", "pawsx_es", "xnli_es"]
 LIMITS = dict(limit_train=48, limit_eval=32)
 # A random tiny model learns little at BERTIN's 5e-5 in a few steps; 1e-3 makes learning visible.
-OVERRIDES = {"epochs": 2, "learning_rate": 1e-3}
+# max_length 64: fewer padded shapes to compile (the test's cost is XLA compilation), and some
+# truncation to count.
+OVERRIDES = {"epochs": 2, "learning_rate": 1e-3, "max_length": 64}
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +60,10 @@ def test_result_files_are_valid_and_complete(bench_dir):
         assert res["provenance"]["packages"]["jax"] and res["provenance"]["date"]
         assert res["truncation"]["test"]["examples"] == 32
     xnli = R.load_result(out / "runs/tiny/xnli_es/seed0.json")
-    assert xnli["hyperparameters"]["max_length"] == 128  # 256 clamped to the tiny model's positions
+    assert xnli["hyperparameters"]["max_length"] == 64
+    assert xnli["truncation"]["test"]["truncated_examples"] > 0
+    ner = R.load_result(out / "runs/tiny/ner_conll2002_es/seed0.json")
+    assert ner["truncation"]["test"]["unscored_words"] > 0  # words past 64 subwords: counted, scored as O
     paws = R.load_result(out / "runs/tiny/pawsx_es/seed0.json")
     assert paws["task"]["data"]["files"]["validation"]["skipped_placeholder"] == 38
     assert paws["task"]["data"]["heldout"]["fraction"] == 0.1
@@ -180,7 +185,7 @@ def test_cli_commands(bench_dir, tiny_roberta_dir):
     assert res.exit_code == 2 and "expected KEY=VALUE" in res.output
     # Resumed through the CLI: all runs exist, nothing retrains, the scores are listed.
     res = cli.invoke(run_cmd, ["--model", str(tiny_roberta_dir), "--model-name", "tiny", "-t", "pawsx_es", "--seeds", "2",
-                               "--limit-train", "48", "--limit-eval", "32", "--set", "epochs=2", "--set", "learning_rate=1e-3",
+                               "--limit-train", "48", "--limit-eval", "32", "--set", "epochs=2", "--set", "learning_rate=1e-3", "--set", "max_length=64",
                                "--results-dir", str(out)])
     assert res.exit_code == 0, res.output
     assert sum(line.startswith("pawsx_es ") for line in res.output.splitlines()) == 2

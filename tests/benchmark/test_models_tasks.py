@@ -60,7 +60,7 @@ def test_resolve_model_errors(tmp_path, tiny_roberta_dir):
         resolve_model(tmp_path / "missing" / "dir")
     hub = resolve_model("someone/some-model")
     assert hub.source == "hub" and hub.hub_id == "someone/some-model"
-    with pytest.raises(ModelError, match=r"(?s)cannot load 'someone/some-model' from the Hugging Face Hub.*HF_HUB_OFFLINE"):
+    with pytest.raises(ModelError, match=r"(?s)cannot load 'someone/some-model' from the Hugging Face Hub \(it is not a local directory either\).*HF_HUB_OFFLINE"):
         load_tokenizer(hub)
 
 
@@ -149,3 +149,11 @@ def test_pair_encoding_counts_truncated_examples(tiny_roberta_dir, data_dir):
     assert full.truncation["truncated_examples"] == 0
     assert short.truncation["truncated_examples"] == sum(len(x) > 32 for x in full.input_ids) > 0
     assert max(len(x) for x in short.input_ids) == 32
+
+
+def test_max_length_is_clamped_to_the_model_positions(tiny_roberta_dir):
+    from benchmark.runner import model_capacity
+
+    _, config = load_tokenizer(resolve_model(tiny_roberta_dir))
+    # RoBERTa positions start after the padding index: 130 embeddings -> 128 tokens.
+    assert model_capacity(config) == 128
