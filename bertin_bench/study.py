@@ -30,7 +30,7 @@ import click
 
 from bertin_bench import config as typed_config
 from bertin_bench import paths
-from bertin_bench.io import read_json, write_json_atomic
+from bertin_bench.io import atomic_path, read_json, write_json_atomic
 from bertin_bench.provenance import environment, hash_jsonable
 
 log = logging.getLogger("bench.study")
@@ -241,9 +241,43 @@ class Study:
 
     # -- paths -------------------------------------------------------------------------------
 
-    def corpus_input(self) -> str:
+    def source_input(self) -> str:
         spec = self.cfg.corpus.input
         return str(paths.resolve(spec)) if spec.startswith(paths.DATA_PREFIX) else spec
+
+    def corpus_input(self) -> str:
+        """What every arm samples from: the input itself, or its first ``limit`` records."""
+        if self.cfg.corpus.limit is None:
+            return self.source_input()
+        return str(self.corpus_slice())
+
+    def corpus_slice(self) -> Path:
+        """The first ``limit`` records of a local JSONL input, copied verbatim into the work dir.
+
+        The sampling stage's ``--limit`` is per task (datatrove's convention); a slice on disk
+        keeps "the first N documents" the same whatever the number of tasks.
+        """
+        import gzip
+
+        out = self.work / "corpus"
+        key = self.corpus_key()
+        path = out / "corpus.jsonl.gz"
+        if _stage_done(out, key):
+            return path
+        _fresh(out)
+        source = Path(self.source_input())
+        if not source.is_file() or not source.name.endswith((".jsonl", ".jsonl.gz")):
+            raise ValueError(f"corpus.limit needs a single local .jsonl(.gz) input, got {self.cfg.corpus.input}")
+        opener = gzip.open if source.name.endswith(".gz") else open
+        n = 0
+        with opener(source, "rb") as src, atomic_path(path) as tmp, gzip.open(tmp, "wb", compresslevel=3) as dst:
+            for line in src:
+                if n >= self.cfg.corpus.limit:
+                    break
+                dst.write(line)
+                n += 1
+        _mark_stage(out, key, {"records": n, "source": str(source)})
+        return path
 
     def lm_dir(self) -> str:
         spec = self.cfg.lm.model_dir
@@ -299,7 +333,7 @@ class Study:
         self.echo(f"[2/4] sample {arm}: target fraction {target if target else 1.0}")
         stats = run_sample(self.corpus_input(), out, strategy=strategy, boundaries=boundaries,
                            target_fraction=target, seed=s.seed, scorer=self.scorer(), tasks=s.tasks,
-                           workers=s.workers, text_key=self.cfg.corpus.text_key, limit=self.cfg.corpus.limit)
+                           workers=s.workers, text_key=self.cfg.corpus.text_key)
         _mark_stage(out, key, _sample_summary(stats))
         return _stage_summary(out)
 
