@@ -47,7 +47,7 @@ class NonFiniteLossError(RuntimeError):
 def maybe_initialize_distributed() -> None:
     """Join a multi-host job when the environment describes one (explicit coordinator, or SLURM /
     Open MPI with several tasks); a single process does nothing."""
-    if jax.distributed.is_initialized() if hasattr(jax.distributed, "is_initialized") else False:
+    if getattr(jax.distributed, "is_initialized", lambda: False)():
         return
     explicit = os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("COORDINATOR_ADDRESS")
     slurm = int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_STEP_NODELIST" in os.environ
@@ -405,7 +405,7 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
         last_ckpt = latest
     if is_main:
         _plot(run_dir)
-    final_meta = ckpt_lib.load_metadata(last_ckpt) if last_ckpt else {}
+    final_meta = ckpt_lib.load_metadata(last_ckpt) if last_ckpt and is_main else {}
     final_eval = (final_meta.get("eval") or {}) if last_ckpt else (last_eval or {})
     summary = {
         "run_dir": str(run_dir), "final_checkpoint": str(last_ckpt) if last_ckpt else None,
