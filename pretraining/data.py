@@ -64,7 +64,8 @@ def resolve_files(spec: str | Path | Sequence[str | Path]) -> list[Path]:
                 raise FileNotFoundError(f"no shard files match {item}")
             files.extend(found)
         else:
-            raise FileNotFoundError(f"shard file or directory {p} not found")
+            raise FileNotFoundError(f"shard file or directory {p} not found (sample shards first with "
+                                    "`bench sample run ... --out DIR` and pass data.train_files=[DIR/data])")
     return files
 
 
