@@ -259,9 +259,8 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
                               "continue it, or --out DIR for a new run (nothing was overwritten)")
     if resume and latest is not None:
         _check_resume_config(cfg, from_dict(_load_yaml(latest / "config.yaml")), latest)
-    run_dir.mkdir(parents=True, exist_ok=True)
-
     files = resolve_files(cfg.data.train_files)
+    run_dir.mkdir(parents=True, exist_ok=True)
     tok, tok_dir, tok_source = _prepare_tokenizer(cfg, run_dir, files)
     data_identity = _data_identity(files)
     tok_identity = ckpt_lib.tokenizer_identity(tok_dir, tok_source, len(tok))
