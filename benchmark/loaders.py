@@ -305,16 +305,24 @@ def _load_hub(spec: TaskSpec) -> dict:
         ds = raw[hub_split]
         feat = ds.features[spec.label_column]
         names = feat.feature.names if spec.task_type != SEQUENCE else getattr(feat, "names", None)
-        remap = [spec.labels.index(n) for n in names] if names else None
+        # Map by label name; a Hub label outside the task's list is an error only if it occurs.
+        remap = {i: (spec.labels.index(n) if n in spec.labels else None) for i, n in enumerate(names)} if names else None
 
-        def convert(ex, remap=remap):
+        def label_id(value, row: int, remap=remap, split=split):
+            idx = remap.get(value) if remap else (spec.labels.index(str(value)) if str(value) in spec.labels else None)
+            if idx is None:
+                name = names[value] if names else value
+                raise DataError(f"{spec.hub_id} ({spec.hub_config}) {split} row {row}: label {name!r} is not in the task's label list")
+            return idx
+
+        records = []
+        for row, ex in enumerate(ds):
             lab = ex[spec.label_column]
             if spec.task_type == SEQUENCE:
-                rec = {c: ex[c] for c in spec.text_columns}
-                rec["labels"] = remap[lab] if remap else spec.labels.index(str(lab))
-                return rec
-            return {"tokens": ex["tokens"], "labels": [remap[t] for t in lab]}
-
-        records = [convert(ex) for ex in ds if spec.task_type != SEQUENCE or ex[spec.label_column] >= 0]
+                if lab is None or (isinstance(lab, int) and lab < 0):
+                    continue  # unlabelled rows (-1) in some Hub test splits
+                records.append({**{c: ex[c] for c in spec.text_columns}, "labels": label_id(lab, row)})
+            else:
+                records.append({"tokens": ex["tokens"], "labels": [label_id(t, row) for t in lab]})
         out[split] = to_dataset(records, spec)
     return out

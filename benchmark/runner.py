@@ -17,7 +17,7 @@ from benchmark import results as R
 from benchmark.loaders import load_task_data
 from benchmark.metrics import pack_predictions
 from benchmark.models import ResolvedModel, check_compatible, load_model, load_tokenizer, resolve_model
-from benchmark.tasks import as_dict, get_task, task_names
+from benchmark.tasks import get_task, task_names
 
 log = logging.getLogger(__name__)
 
@@ -123,4 +123,4 @@ def run_benchmark(
     return written
 
 
-__all__ = ["run_benchmark", "model_capacity", "as_dict"]
+__all__ = ["run_benchmark", "model_capacity"]

@@ -70,7 +70,7 @@ def run_reference(model_dir: Path, n_train: int, epochs: int, batch_size: int, m
     from flax import jax_utils
     from flax.training import train_state
     from flax.training.common_utils import onehot, shard
-    from transformers import AutoTokenizer, FlaxAutoModelForTokenClassification
+    from transformers import FlaxAutoModelForTokenClassification
 
     from benchmark.loaders import read_conll2002
     from benchmark.models import load_tokenizer, resolve_model
@@ -80,7 +80,6 @@ def run_reference(model_dir: Path, n_train: int, epochs: int, batch_size: int, m
     # Same tokenizer object as ours (with BERTIN's missing special tokens attached), so both
     # loops see identical token ids; only the training loop differs.
     tokenizer, _ = load_tokenizer(resolve_model(model_dir))
-    del AutoTokenizer
     sents = read_conll2002(paths.data_path("conll2002", "esp.train"), 2, CONLL2002_NER_LABELS)[:n_train]
     num_labels = len(CONLL2002_NER_LABELS)
 

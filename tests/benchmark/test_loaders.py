@@ -135,3 +135,18 @@ def test_ud_pos_local_loader_reads_conllu_splits(tmp_path):
 def test_hub_source_offline_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match=r"could not load conll2002 \(es\) from the Hub.*Offline\?"):
         loaders._load_hub(get_task("ner_conll2002_es"))
+
+
+def test_mldoc_user_supplied_files(tmp_path):
+    """MLDoc cannot be redistributed: the loader reads the user's 'LABEL<TAB>text' files."""
+    root = tmp_path / "mldoc_es"
+    root.mkdir()
+    docs = "CCAT\tLa bolsa de Madrid cerró con subidas.\nGCAT\tEl Gobierno aprobó la ley.\nECAT\tEl paro bajó en marzo.\n"
+    for name in ("spanish.train.1000", "spanish.dev", "spanish.test"):
+        (root / name).write_text(docs, encoding="utf-8")
+    data = load_task_data(get_task("mldoc_es"), source="local", data_dir=tmp_path)
+    assert data.protocol == OFFICIAL and data.sizes() == {"train": 3, "validation": 3, "test": 3}
+    assert data.train[1] == {"text": "El Gobierno aprobó la ley.", "labels": 2}
+    (root / "spanish.test").write_text("SPORTS\tGol.\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"spanish.test:1: label 'SPORTS'"):
+        load_task_data(get_task("mldoc_es"), source="local", data_dir=tmp_path)
