@@ -38,10 +38,12 @@ class LazyGroup(click.Group):
         try:
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as err:
-            # A stage that is not installed/implemented yet must not break the other commands.
-            @click.command(name=name, help=f"(unavailable: {err})")
+            # A stage whose dependencies are missing must not break the other commands.
+            reason = f"{type(err).__name__}: {err}"
+
+            @click.command(name=name, help=f"(unavailable: {reason})")
             def _unavailable():
-                raise click.ClickException(f"`bench {name}` is unavailable: {err}")
+                raise click.ClickException(f"`bench {name}` is unavailable: {reason}")
 
             return _unavailable
 

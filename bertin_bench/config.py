@@ -48,6 +48,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ValueError(f"{where}: expected true/false, got {value!r}")
         return value
     if tp is int:
+        if isinstance(value, str):
+            try:
+                value = float(value)  # YAML 1.1 reads "1e6" as a string
+            except ValueError:
+                pass
         if isinstance(value, float) and value.is_integer():
             return int(value)  # 1e6 in YAML is a float
         if isinstance(value, bool) or not isinstance(value, int):
@@ -113,6 +118,20 @@ def read_yaml(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     return data
+
+
+def resolve_preset(name_or_path: str | Path, preset_dir: Path, kind: str = "preset") -> Path:
+    """A YAML path, or the name of a preset in ``preset_dir`` (errors list the valid names)."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} not found")
+        return path
+    preset = preset_dir / f"{name_or_path}.yaml"
+    if not preset.is_file():
+        names = sorted(p.stem for p in preset_dir.glob("*.yaml"))
+        raise FileNotFoundError(f"unknown {kind} {name_or_path!r}: choose one of {names} or pass a YAML path")
+    return preset
 
 
 def load(cls: type[T], path: str | Path, overrides: Sequence[str] = (), defaults: dict | None = None) -> T:

@@ -155,15 +155,7 @@ class StudyConfig:
 
 def load_study(name_or_path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
     """A study preset name (``demo``/``small``/``base``: configs/study/NAME.yaml) or a YAML path."""
-    path = Path(name_or_path)
-    if not path.exists() and path.suffix not in (".yaml", ".yml"):
-        preset = STUDY_DIR / f"{name_or_path}.yaml"
-        if not preset.is_file():
-            names = sorted(p.stem for p in STUDY_DIR.glob("*.yaml"))
-            raise FileNotFoundError(f"unknown study {name_or_path!r}: choose one of {names} or pass a YAML path")
-        path = preset
-    if not path.is_file():
-        raise FileNotFoundError(f"study config {path} not found")
+    path = typed_config.resolve_preset(name_or_path, STUDY_DIR, kind="study")
     cfg = typed_config.load(StudyConfig, path, overrides, defaults={"name": path.stem})
     cfg.validate()
     return cfg

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
 
+from bertin_bench import config as typed_config
 from bertin_bench.provenance import hash_jsonable
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs" / "pretrain"
@@ -193,121 +192,11 @@ class PretrainConfig:
 
 # ----------------------------------------------------------------------------- loading
 
-def _resolve_preset(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} not found")
-        return path
-    preset = PRESET_DIR / f"{name_or_path}.yaml"
-    if not preset.is_file():
-        names = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"unknown preset {name_or_path!r}: choose one of {names} or pass a YAML path")
-    return preset
-
-
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check/convert a YAML value to the annotated field type; errors name the dotted path."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], where)
-    if origin is list:
-        (inner,) = typing.get_args(tp)
-        if isinstance(value, (str, int, float)):
-            value = [value]  # a single path is a one-element list
-        if not isinstance(value, list):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ValueError(f"{where}: expected a mapping, got {value!r}")
-        return _build(tp, value, where)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, str):
-            try:
-                value = float(value)  # YAML 1.1 reads "1e6" as a string
-            except ValueError:
-                pass
-        if isinstance(value, float) and value.is_integer():
-            return int(value)  # 1e6 in YAML is a float
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str):
-            try:
-                return float(value)  # YAML 1.1 reads "6e-4" as a string
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ValueError(f"{where}: expected a string, got {value!r}")
-        return str(value)
-    return value
-
-
-def _build(cls: type, data: dict, where: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        prefix = f"{where}." if where else ""
-        raise ValueError(
-            f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(prefix + k for k in unknown)} "
-            f"(valid keys{' in ' + where if where else ''}: {', '.join(sorted(names))})"
-        )
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
-    return cls(**kwargs)
-
-
-def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
-    keys = dotted.split(".")
-    node = tree
-    for k in keys[:-1]:
-        node = node.setdefault(k, {})
-        if not isinstance(node, dict):
-            raise ValueError(f"override {dotted!r}: {k} is not a section")
-    node[keys[-1]] = value
-
-
-def parse_override(item: str) -> tuple[str, Any]:
-    if "=" not in item:
-        raise ValueError(f"override {item!r} must look like section.key=value (e.g. training.max_steps=100)")
-    key, raw = item.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
-
-
 def from_dict(data: dict) -> PretrainConfig:
-    return _build(PretrainConfig, data)
+    return typed_config.build(PretrainConfig, data)
 
 
 def load_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> PretrainConfig:
     """A preset name (``tiny``/``small``/``base``) or a YAML path, plus ``a.b=value`` overrides."""
-    path = _resolve_preset(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise ValueError(f"{path}{line}: invalid YAML ({getattr(err, 'problem', err)})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
-    data.setdefault("name", path.stem)
-    for item in overrides:
-        key, value = parse_override(item)
-        _set_dotted(data, key, value)
-    try:
-        return from_dict(data)
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+    path = typed_config.resolve_preset(name_or_path, PRESET_DIR)
+    return typed_config.load(PretrainConfig, path, overrides, defaults={"name": path.stem})

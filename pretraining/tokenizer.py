@@ -18,18 +18,11 @@ SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 
-def resolve_path(spec: str) -> Path:
-    """``data:sub/dir`` is inside the local data directory; anything else is a plain path."""
-    if spec.startswith("data:"):
-        return paths.data_path(spec[len("data:"):])
-    return Path(spec).expanduser()
-
-
 def load_tokenizer(path: str | Path):
     """A ``RobertaTokenizerFast`` from a directory, with a clear error when it is not one."""
     from transformers import RobertaTokenizerFast
 
-    path = resolve_path(str(path))
+    path = paths.resolve(path)
     if not path.is_dir():
         raise FileNotFoundError(f"tokenizer directory {path} not found")
     if not (path / "tokenizer.json").exists() and not (path / "vocab.json").exists():

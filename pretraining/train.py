@@ -29,7 +29,8 @@ from pretraining import checkpoint as ckpt_lib
 from pretraining.config import PretrainConfig, from_dict
 from pretraining.data import BlockStream, MaskSpec, Position, Prefetcher, eval_batches, resolve_files, train_batches
 from pretraining.model import DTYPES, MaskedLM, batch_loss_sums, init_params, roberta_config
-from pretraining.tokenizer import check_vocab, load_tokenizer, resolve_path, train_bpe
+from bertin_bench import paths
+from pretraining.tokenizer import check_vocab, load_tokenizer, train_bpe
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def _data_identity(files: list[Path]) -> dict:
 
 def _prepare_tokenizer(cfg: PretrainConfig, run_dir: Path, files: list[Path]) -> tuple[Any, Path, str]:
     if cfg.tokenizer.path:
-        tok_dir = resolve_path(cfg.tokenizer.path)
+        tok_dir = paths.resolve(cfg.tokenizer.path)
         source = cfg.tokenizer.path
     else:
         tok_dir = run_dir / "tokenizer"
