@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import math
 import os
 from pathlib import Path
@@ -256,9 +257,12 @@ def make_executor(kind: str, pipeline: list, *, tasks: int, workers: int, loggin
         # The executor's own messages (a summary table of every step, "k/n tasks completed") go to
         # the console whatever the task loggers say; the task logs stay complete either way.
         (logger.disable if _quiet() else logger.enable)("datatrove.executor.local")
-        # fork: models load lazily, so children start instantly with nothing heavy to copy.
+        # fork: models load lazily, so children start instantly with nothing heavy to copy. But a
+        # process that has imported JAX (`bench study`, the test suite) runs JAX's threads, and
+        # forking a multithreaded process can deadlock: use forkserver there (steps pickle).
+        default = "forkserver" if "jax" in sys.modules else "fork"
         return QuietLocalExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
-                                  start_method=options.pop("start_method", "fork"), **options)
+                                  start_method=options.pop("start_method", default), **options)
     if kind == "slurm":
         from datatrove.executor import SlurmPipelineExecutor
 
