@@ -2,7 +2,8 @@
 
 For each sampling strategy (and optionally the unsampled corpus as a control) the study
 
-1. samples the corpus with ONE set of perplexity boundaries and a common target fraction,
+1. scores the corpus once, then samples it with ONE set of perplexity boundaries and a common
+   target fraction per strategy,
 2. pre-trains a model from scratch on each sample with the same model, tokenizer, seed and the
    same number of training tokens (BERTIN's comparison was confounded: its 50M-document cap read
    different stretches of mC4 for each strategy; here every model sees exactly ``train_tokens``,
@@ -100,6 +101,8 @@ class BenchmarkStudyConfig:
     limit_eval: int | None = None
     # Hyperparameter overrides for every task (e.g. {epochs: 2}).
     overrides: dict[str, Any] = field(default_factory=dict)
+    # The task group whose average the leaderboard reports (empty when a task is missing).
+    group: str = "bertin"
 
 
 @dataclass
@@ -200,9 +203,11 @@ class Study:
         c = self.cfg.corpus
         return {"input": c.input, "text_key": c.text_key, "limit": c.limit}
 
+    def score_key(self) -> dict:
+        return {"corpus": self.corpus_key(), "lm": dataclasses.asdict(self.cfg.lm)}
+
     def boundaries_key(self) -> dict:
-        s = self.cfg.sampling
-        return {"corpus": self.corpus_key(), "lm": dataclasses.asdict(self.cfg.lm), "n": s.boundary_docs}
+        return {"scored": self.score_key(), "n": self.cfg.sampling.boundary_docs}
 
     def sample_key(self, arm: str) -> dict:
         s = self.cfg.sampling
@@ -282,12 +287,28 @@ class Study:
     def model_dir(self, arm: str) -> Path:
         return self.work / "models" / arm / "hf"
 
-    # -- 1. boundaries -----------------------------------------------------------------------
+    # -- 1. score once, then boundaries -------------------------------------------------------
 
     def scorer(self):
         from sampling.scorer import PerplexityScorer
 
         return PerplexityScorer(self.lm_dir(), mode=self.cfg.lm.mode)
+
+    def scored(self) -> Path:
+        """Score the corpus once; every arm then samples from these shards, reusing the stored
+        perplexities (scoring is the expensive part: on mC4 it is most of the sampling cost)."""
+        from sampling.pipeline import run_score
+
+        out = self.work / "scored"
+        key = self.score_key()
+        if not _stage_done(out, key):
+            _fresh(out)
+            s = self.cfg.sampling
+            self.echo(f"[1/4] score {self.cfg.corpus.input} with {self.cfg.lm.model_dir} ({self.cfg.lm.mode})")
+            stats = run_score(self.corpus_input(), out, scorer=self.scorer(), tasks=s.tasks, workers=s.workers,
+                              text_key=self.cfg.corpus.text_key)
+            _mark_stage(out, key, {k: stats.get(k) for k in ("records", "seen", "skipped")})
+        return out
 
     def boundaries(self):
         from sampling.boundaries import Boundaries, estimate_boundaries
@@ -299,7 +320,7 @@ class Study:
             return Boundaries.load(path)
         _fresh(out)
         self.echo(f"[1/4] boundaries from the first {self.cfg.sampling.boundary_docs:,} documents")
-        b = estimate_boundaries(self.corpus_input(), scorer=self.scorer(), n_docs=self.cfg.sampling.boundary_docs,
+        b = estimate_boundaries(str(self.scored()), scorer=self.scorer(), n_docs=self.cfg.sampling.boundary_docs,
                                 text_key=self.cfg.corpus.text_key)
         b.save(path)
         _mark_stage(out, key, {"q1": b.q1, "q2": b.q2, "q3": b.q3})
@@ -323,7 +344,7 @@ class Study:
         else:
             strategy, target = make_strategy(arm, boundaries), s.target_fraction
         self.echo(f"[2/4] sample {arm}: target fraction {target if target else 1.0}")
-        stats = run_sample(self.corpus_input(), out, strategy=strategy, boundaries=boundaries,
+        stats = run_sample(str(self.scored()), out, strategy=strategy, boundaries=boundaries,
                            target_fraction=target, seed=s.seed, scorer=self.scorer(), tasks=s.tasks,
                            workers=s.workers, text_key=self.cfg.corpus.text_key)
         _mark_stage(out, key, _sample_summary(stats))
@@ -367,7 +388,7 @@ class Study:
         self.echo(f"[3/4] pre-train {arm}: {cfg.total_steps:,} steps x {cfg.training.batch_size} x "
                   f"{cfg.training.seq_len} = {self.cfg.pretraining.train_tokens:,} tokens budget")
         summary = train(cfg, resume=True)
-        export_hf(summary["checkpoint"], self.model_dir(arm))
+        export_hf(summary["final_checkpoint"], self.model_dir(arm))
         summary = {**summary, "run_dir": str(out / "run"), "model_dir": str(self.model_dir(arm))}
         _mark_stage(out, key, summary)
         return summary, True
@@ -408,15 +429,17 @@ class Study:
         from bertin_bench import study_plots
 
         figures = self.results / "figures"
-        board = build_leaderboard(self.results, group=self.cfg.benchmark.tasks)
+        # Only this study's arms: reported rows of full-size models would not be comparable.
+        board = build_leaderboard(self.results, group=self.cfg.benchmark.group, include_reported=False)
         names = [self.cfg.model_name(a) for a in self.cfg.arms]
-        comparison = compare_models(names, self.results, out_dir=self.results)
+        comparison = compare_models(names, self.results, out_dir=self.results / "comparison") if len(names) > 1 else None
         figs = {
             "perplexity": study_plots.perplexity_histograms(samples, boundaries,
                                                             figures / "perplexity_by_strategy.png"),
             "sources": study_plots.kept_by_source(samples, figures / "kept_share_by_source.png"),
             "loss": study_plots.loss_curves({a: Path(p["run_dir"]) for a, p in pretrained.items()},
                                             figures / "pretraining_loss.png"),
+            "scores": self.results / "comparison" / "compare.png" if comparison is not None else None,
         }
         return {
             "study": self.cfg.name,
@@ -424,10 +447,10 @@ class Study:
             "config_hash": hash_jsonable(self.cfg.to_dict()),
             "boundaries": {"q1": boundaries.q1, "q2": boundaries.q2, "q3": boundaries.q3},
             "samples": samples,
-            "pretraining": {a: {k: v for k, v in p.items() if k not in ("run_dir", "model_dir", "checkpoint")}
+            "pretraining": {a: {k: v for k, v in p.items() if k not in ("run_dir", "model_dir", "final_checkpoint")}
                             for a, p in pretrained.items()},
             "leaderboard": str(self.results / "leaderboard.md"),
-            "comparison_rows": len(comparison),
+            "comparison": str(self.results / "comparison" / "compare.md") if comparison is not None else None,
             "figures": {k: str(v) for k, v in figs.items() if v},
             "provenance": environment(),
             "leaderboard_rows": len(board),
@@ -440,7 +463,9 @@ class Study:
         c, s, p, b = self.cfg.corpus, self.cfg.sampling, self.cfg.pretraining, self.cfg.benchmark
         lines = [f"study {self.cfg.name}: work dir {self.work}, results {self.results}",
                  f"corpus: {c.input}" + (f" (first {c.limit:,} documents)" if c.limit else ""),
-                 f"LM: {self.cfg.lm.model_dir} (mode {self.cfg.lm.mode}); boundaries from {s.boundary_docs:,} documents"]
+                 f"LM: {self.cfg.lm.model_dir} (mode {self.cfg.lm.mode}): score the corpus once "
+                 f"[{'done' if _stage_done(self.work / 'scored', self.score_key()) else 'to do'}], "
+                 f"boundaries from {s.boundary_docs:,} documents"]
         n_docs = c.limit or c.approx_docs
         for arm in self.cfg.arms:
             frac = 1.0 if arm == CONTROL else s.target_fraction
@@ -511,7 +536,7 @@ def study(config: str, overrides: tuple[str, ...], dry_run: bool) -> None:
         raise click.ClickException(str(err)) from None
     results = cfg.results
     click.echo("")
-    for name in ("leaderboard.md", "comparison.md"):
+    for name in ("leaderboard.md", "comparison/compare.md"):
         if (results / name).is_file():
             click.echo((results / name).read_text(encoding="utf-8"))
     click.echo(f"study {cfg.name} finished in {report['seconds'] / 60:.1f} min")

@@ -1,0 +1,135 @@
+"""`bench study`: the real entry point end to end on a micro config, its resume, and its plans."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from bertin_bench.cli import main
+from bertin_bench.study import CONTROL, STAGE_FILE, load_study
+
+TOKENS_PER_STEP = 4 * 128  # batch 4 x seq 128 below
+
+
+def _micro_config(tmp_path, **benchmark) -> str:
+    cfg = {
+        "name": "micro",
+        "work_dir": str(tmp_path / "work"),
+        "results_dir": str(tmp_path / "results"),
+        "corpus": {"input": "data:web_es/web_es_mix.jsonl.gz", "limit": 600},
+        "lm": {"model_dir": "data:kenlm_es", "mode": "lines"},
+        "sampling": {"strategies": ["random", "gaussian"], "control": True, "target_fraction": 0.5,
+                     "boundary_docs": 600, "tasks": 2, "workers": 1},
+        "tokenizer": {"path": "data:tokenizers/bertin-roberta-base-spanish"},
+        "pretraining": {
+            "preset": "tiny",
+            "overrides": ["model.hidden_size=32", "model.intermediate_size=64", "training.batch_size=4",
+                          "schedule.warmup_steps=1", "logging.log_every=1", "logging.eval_every=2",
+                          "checkpointing.every_steps=2", "data.eval_docs=20", "data.eval_blocks=4",
+                          "logging.progress=false"],
+            "train_tokens": 3 * TOKENS_PER_STEP,
+        },
+        "benchmark": {"tasks": ["ner_conll2002_es", "pawsx_es"], "seeds": 1, "limit_train": 24,
+                      "limit_eval": 24, "overrides": {"epochs": 1}, **benchmark},
+    }
+    path = tmp_path / "micro.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return str(path)
+
+
+def _marks(work):
+    return {p.parent.relative_to(work).as_posix(): p.read_text() for p in sorted(work.rglob(STAGE_FILE))}
+
+
+@pytest.mark.slow
+def test_study_end_to_end_resumes_and_redoes_only_what_changed(tmp_path, web_sample, kenlm_dir, bertin_tokenizer_dir):
+    from benchmark.results import iter_results, validate_result
+
+    config = _micro_config(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(main, ["study", config], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    work, results = tmp_path / "work", tmp_path / "results"
+    report = json.loads((results / "study.json").read_text())
+    arms = ["random", "gaussian", CONTROL]
+
+    # Every arm sampled the same 600 documents; the control kept them all.
+    for arm in arms:
+        assert report["samples"][arm]["seen"] == 600
+    assert report["samples"][CONTROL]["kept"] == 600
+    for arm in ("random", "gaussian"):
+        assert abs(report["samples"][arm]["kept_fraction"] - 0.5) < 0.08
+
+    # Equal token budgets: identical step counts and exactly the same number of training tokens.
+    tokens = {arm: report["pretraining"][arm]["tokens_seen"] for arm in arms}
+    assert set(tokens.values()) == {3 * TOKENS_PER_STEP}, tokens
+    assert {report["pretraining"][arm]["steps"] for arm in arms} == {3}
+    for arm in arms:
+        meta = json.loads((work / "models" / arm / "hf" / "bertin_pretraining.json").read_text())
+        assert meta["tokens_seen"] == 3 * TOKENS_PER_STEP
+
+    # One valid result per model x task x seed, recording the pre-training tokens of our models.
+    runs = list(iter_results(results))
+    assert len(runs) == len(arms) * 2
+    for _, res in runs:
+        assert validate_result(res) == []
+        assert res["model"]["pretraining_tokens"] == 3 * TOKENS_PER_STEP
+    board = (results / "leaderboard.md").read_text()
+    for arm in arms:
+        assert f"micro-{arm}" in board
+    assert (results / "comparison" / "compare.md").is_file()
+    for fig in report["figures"].values():
+        assert (tmp_path / fig).is_file() or __import__("pathlib").Path(fig).is_file()
+    assert "leaderboard" in result.output.lower() or "micro-random" in result.output
+
+    # Re-running does nothing: every stage mark and every result file is untouched.
+    marks = _marks(work)
+    stamps = {p: p.stat().st_mtime_ns for p in results.rglob("seed*.json")}
+    again = runner.invoke(main, ["study", config], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert _marks(work) == marks
+    assert {p: p.stat().st_mtime_ns for p in results.rglob("seed*.json")} == stamps
+
+    # A benchmark-only change (a second seed) redoes no sampling or pre-training.
+    more = runner.invoke(main, ["study", config, "benchmark.seeds=2"], catch_exceptions=False)
+    assert more.exit_code == 0, more.output
+    assert _marks(work) == marks
+    assert len(list(iter_results(results))) == len(arms) * 2 * 2
+
+
+def test_dry_run_prints_the_plan_with_token_budgets(data_dir):
+    out = CliRunner().invoke(main, ["study", "base", "--dry-run"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert "250,000 steps x 2048 sequences x 128 tokens" in out.output
+    assert "65,536,000,000 tokens per arm" in out.output
+    for arm in ("random", "stepwise", "gaussian"):
+        assert f"pre-train {arm}" in out.output
+
+
+@pytest.mark.parametrize("name", ["demo", "small", "base"])
+def test_presets_validate(name, data_dir):
+    cfg = load_study(name)
+    assert cfg.sampling.strategies
+    # The same pre-training config for every arm, except where the data comes from.
+    from bertin_bench.study import Study
+
+    study = Study(cfg)
+    first, *others = [study.pretrain_config(a).to_dict() for a in cfg.arms]
+    for other in others:
+        assert {k: v for k, v in other.items() if k not in ("name", "out_dir", "data")} == \
+               {k: v for k, v in first.items() if k not in ("name", "out_dir", "data")}
+
+
+def test_bad_study_configs_are_refused(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sampling:\n  strategies: [random, typical]\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="typical"):
+        load_study(bad)
+    bad.write_text("sampling:\n  strategy: random\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="sampling.strategy"):
+        load_study(bad)
+    with pytest.raises(FileNotFoundError, match="demo"):
+        load_study("no-such-study")
