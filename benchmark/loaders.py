@@ -44,12 +44,10 @@ def _check_label(label: str, labels: tuple[str, ...], path: Path, lineno: int) -
         ) from None
 
 
-def read_conll2002(path: str | Path, column: int, labels: tuple[str, ...]) -> list[dict]:
-    """Sentences of a CoNLL-2002 file: ``{"tokens": [...], "labels": [ids], "line": first line}``.
-
-    ``column`` picks the tag column (1 = POS, 2 = NER).
-    """
-    path = Path(path)
+def _read_sentences(path: Path, word_and_tag, is_boundary=lambda line: False) -> list[dict]:
+    """Blank-line-separated sentences of a column file: ``{"tokens", "labels", "line"}`` where
+    ``line`` is the sentence's first line. ``word_and_tag(line, lineno)`` returns ``(word, tag)``
+    or None to skip the line; ``is_boundary(line)`` marks extra sentence separators."""
     sentences: list[dict] = []
     tokens: list[str] = []
     tags: list[int] = []
@@ -57,21 +55,37 @@ def read_conll2002(path: str | Path, column: int, labels: tuple[str, ...]) -> li
     with open(path, encoding="utf-8") as f:
         for lineno, raw in enumerate(f, 1):
             line = raw.rstrip("\n").rstrip("\r")
-            if not line.strip() or line.startswith("-DOCSTART-"):
+            if not line.strip() or is_boundary(line):
                 if tokens:
                     sentences.append({"tokens": tokens, "labels": tags, "line": start})
                 tokens, tags = [], []
                 continue
-            parts = line.split(" ")
-            if len(parts) <= column:
-                raise DataError(f"{path}:{lineno}: expected 'token POS NER' columns, got {line!r}")
+            item = word_and_tag(line, lineno)
+            if item is None:
+                continue
             if not tokens:
                 start = lineno
-            tokens.append(parts[0])
-            tags.append(_check_label(parts[column], labels, path, lineno))
+            tokens.append(item[0])
+            tags.append(item[1])
     if tokens:
         sentences.append({"tokens": tokens, "labels": tags, "line": start})
     return sentences
+
+
+def read_conll2002(path: str | Path, column: int, labels: tuple[str, ...]) -> list[dict]:
+    """Sentences of a CoNLL-2002 file: ``{"tokens": [...], "labels": [ids], "line": first line}``.
+
+    ``column`` picks the tag column (1 = POS, 2 = NER).
+    """
+    path = Path(path)
+
+    def word_and_tag(line: str, lineno: int):
+        parts = line.split(" ")
+        if len(parts) <= column:
+            raise DataError(f"{path}:{lineno}: expected 'token POS NER' columns, got {line!r}")
+        return parts[0], _check_label(parts[column], labels, path, lineno)
+
+    return _read_sentences(path, word_and_tag, is_boundary=lambda line: line.startswith("-DOCSTART-"))
 
 
 def read_conllu(path: str | Path, labels: tuple[str, ...], column: int = 3) -> list[dict]:
@@ -82,34 +96,20 @@ def read_conllu(path: str | Path, labels: tuple[str, ...], column: int = 3) -> l
     are the syntactic words that carry UPOS tags.
     """
     path = Path(path)
-    sentences: list[dict] = []
-    tokens: list[str] = []
-    tags: list[int] = []
-    start = 1
-    with open(path, encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, 1):
-            line = raw.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                if tokens:
-                    sentences.append({"tokens": tokens, "labels": tags, "line": start})
-                tokens, tags = [], []
-                continue
-            if line.startswith("#"):
-                continue
-            cols = line.split("\t")
-            if len(cols) != 10:
-                raise DataError(f"{path}:{lineno}: expected 10 tab-separated CoNLL-U columns, got {len(cols)}")
-            if "-" in cols[0] or "." in cols[0]:
-                continue
-            if not cols[0].isdigit():
-                raise DataError(f"{path}:{lineno}: bad token id {cols[0]!r}")
-            if not tokens:
-                start = lineno
-            tokens.append(cols[1])
-            tags.append(_check_label(cols[column], labels, path, lineno))
-    if tokens:
-        sentences.append({"tokens": tokens, "labels": tags, "line": start})
-    return sentences
+
+    def word_and_tag(line: str, lineno: int):
+        if line.startswith("#"):
+            return None
+        cols = line.split("\t")
+        if len(cols) != 10:
+            raise DataError(f"{path}:{lineno}: expected 10 tab-separated CoNLL-U columns, got {len(cols)}")
+        if "-" in cols[0] or "." in cols[0]:
+            return None
+        if not cols[0].isdigit():
+            raise DataError(f"{path}:{lineno}: bad token id {cols[0]!r}")
+        return cols[1], _check_label(cols[column], labels, path, lineno)
+
+    return _read_sentences(path, word_and_tag)
 
 
 @dataclass
