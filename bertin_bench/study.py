@@ -374,15 +374,15 @@ class Study:
         cfg.validate()
         return cfg
 
-    def pretrain(self, arm: str) -> tuple[dict, bool]:
-        """Train and export one arm; returns (summary, whether it was (re)done)."""
+    def pretrain(self, arm: str) -> dict:
+        """Train and export one arm; returns the training summary."""
         from pretraining.checkpoint import export_hf
         from pretraining.train import train
 
         out = self.work / "models" / arm
         key = self.pretrain_key(arm)
         if _stage_done(out, key):
-            return _stage_summary(out), False
+            return _stage_summary(out)
         _fresh(out)
         cfg = self.pretrain_config(arm)
         self.echo(f"[3/4] pre-train {arm}: {cfg.total_steps:,} steps x {cfg.training.batch_size} x "
@@ -391,18 +391,24 @@ class Study:
         export_hf(summary["final_checkpoint"], self.model_dir(arm))
         summary = {**summary, "run_dir": str(out / "run"), "model_dir": str(self.model_dir(arm))}
         _mark_stage(out, key, summary)
-        return summary, True
+        return summary
 
     # -- 4. benchmark ------------------------------------------------------------------------
 
-    def benchmark(self, arm: str, force: bool) -> list[Path]:
+    def benchmark(self, arm: str) -> list[Path]:
         from benchmark.runner import run_benchmark
 
         b = self.cfg.benchmark
         self.echo(f"[4/4] benchmark {arm}: {len(b.tasks)} tasks x {b.seeds} seeds")
-        return run_benchmark(str(self.model_dir(arm)), b.tasks, seeds=b.seeds, results_dir=self.results,
-                             force=force, overrides=b.overrides or None, limit_train=b.limit_train,
-                             limit_eval=b.limit_eval, model_name=self.cfg.model_name(arm))
+        kwargs = dict(seeds=b.seeds, results_dir=self.results, overrides=b.overrides or None,
+                      limit_train=b.limit_train, limit_eval=b.limit_eval, model_name=self.cfg.model_name(arm))
+        try:
+            # Runs already done with this model (content hash) and setting are skipped.
+            return run_benchmark(str(self.model_dir(arm)), b.tasks, **kwargs)
+        except FileExistsError as err:
+            # A retrained model or a changed benchmark config: the study's results follow its config.
+            log.warning("%s; redoing this model's runs", err)
+            return run_benchmark(str(self.model_dir(arm)), b.tasks, force=True, **kwargs)
 
     # -- the whole study ---------------------------------------------------------------------
 
@@ -411,12 +417,9 @@ class Study:
         boundaries = self.boundaries()
         samples = {arm: self.sample(arm, boundaries) for arm in self.cfg.arms}
         self.tokenizer()
-        pretrained, redone = {}, {}
+        pretrained = {arm: self.pretrain(arm) for arm in self.cfg.arms}
         for arm in self.cfg.arms:
-            pretrained[arm], redone[arm] = self.pretrain(arm)
-        for arm in self.cfg.arms:
-            # A re-trained model invalidates its old results (same name, new weights).
-            self.benchmark(arm, force=redone[arm])
+            self.benchmark(arm)
         report = self.report(boundaries, samples, pretrained)
         report["seconds"] = round(time.time() - t0, 1)
         write_json_atomic(self.results / "study.json", report)
