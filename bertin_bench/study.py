@@ -48,7 +48,11 @@ class CorpusConfig:
     # A file, directory, glob, or hf://DATASET[:CONFIG][@SPLIT]; data:... is in the data directory.
     input: str = "data:web_es/web_es_mix.jsonl.gz"
     text_key: str = "text"
-    # Use only the first N documents (null: all). Every arm samples from the same N documents.
+    # The first N documents are held out of every sample and are the common evaluation text of
+    # every arm's pre-training, so held-out losses compare across strategies (0: each arm holds
+    # out the start of its own sample, which is NOT comparable: a stepwise sample is easier text).
+    heldout_docs: int = 500
+    # Then use only the next N documents (null: all). Every arm samples from the same N documents.
     limit: int | None = None
     # Size of the corpus, for --dry-run estimates when it cannot be counted (a streamed Hub corpus).
     approx_docs: int | None = None
@@ -201,7 +205,7 @@ class Study:
 
     def corpus_key(self) -> dict:
         c = self.cfg.corpus
-        return {"input": c.input, "text_key": c.text_key, "limit": c.limit}
+        return {"input": c.input, "text_key": c.text_key, "limit": c.limit, "heldout_docs": c.heldout_docs}
 
     def score_key(self) -> dict:
         return {"corpus": self.corpus_key(), "lm": dataclasses.asdict(self.cfg.lm)}
@@ -229,6 +233,8 @@ class Study:
             f"data.train_files=[{self.work / 'samples' / arm / 'data'}]",
             f"training.max_tokens={p.train_tokens}",
             f"tokenizer.path={self.tokenizer_path()}",
+            *([f"data.eval_files=[{self.work / 'corpus' / 'heldout.jsonl.gz'}]",
+               f"data.eval_docs={self.cfg.corpus.heldout_docs}"] if self.cfg.corpus.heldout_docs else []),
         ]
 
     def pretrain_key(self, arm: str) -> dict:
@@ -243,38 +249,46 @@ class Study:
         return str(paths.resolve(spec)) if spec.startswith(paths.DATA_PREFIX) else spec
 
     def corpus_input(self) -> str:
-        """What every arm samples from: the input itself, or its first ``limit`` records."""
-        if self.cfg.corpus.limit is None:
+        """What every arm samples from: the input itself, or what the held-out split and the
+        limit leave of it."""
+        c = self.cfg.corpus
+        if c.limit is None and not c.heldout_docs:
             return self.source_input()
-        return str(self.corpus_slice())
+        return str(self.corpus_split() / "corpus.jsonl.gz")
 
-    def corpus_slice(self) -> Path:
-        """The first ``limit`` records of a local JSONL input, copied verbatim into the work dir.
+    def corpus_split(self) -> Path:
+        """``heldout.jsonl.gz`` (the first ``heldout_docs`` records) and ``corpus.jsonl.gz`` (the
+        next ``limit`` records, or all the rest) of a local JSONL input, copied verbatim.
 
-        The sampling stage's ``--limit`` is per task (datatrove's convention); a slice on disk
-        keeps "the first N documents" the same whatever the number of tasks.
+        A split on disk also keeps "the first N documents" independent of the number of tasks
+        (the sampling stage's ``--limit`` is per task, datatrove's convention).
         """
         import gzip
+        import itertools
 
+        c = self.cfg.corpus
         out = self.work / "corpus"
         key = self.corpus_key()
-        path = out / "corpus.jsonl.gz"
         if _stage_done(out, key):
-            return path
+            return out
         _fresh(out)
         source = Path(self.source_input())
         if not source.is_file() or not source.name.endswith((".jsonl", ".jsonl.gz")):
-            raise ValueError(f"corpus.limit needs a single local .jsonl(.gz) input, got {self.cfg.corpus.input}")
+            raise ValueError(f"corpus.heldout_docs / corpus.limit need a single local .jsonl(.gz) input, got "
+                             f"{c.input} (set corpus.heldout_docs: 0 and corpus.limit: null for other inputs)")
         opener = gzip.open if source.name.endswith(".gz") else open
-        n = 0
-        with opener(source, "rb") as src, atomic_path(path) as tmp, gzip.open(tmp, "wb", compresslevel=3) as dst:
-            for line in src:
-                if n >= self.cfg.corpus.limit:
-                    break
-                dst.write(line)
-                n += 1
-        _mark_stage(out, key, {"records": n, "source": str(source)})
-        return path
+        counts = {}
+        with opener(source, "rb") as src:
+            for name, n in (("heldout", c.heldout_docs), ("corpus", c.limit)):
+                with atomic_path(out / f"{name}.jsonl.gz") as tmp, gzip.open(tmp, "wb", compresslevel=3) as dst:
+                    counts[name] = 0
+                    for line in itertools.islice(src, n):
+                        dst.write(line)
+                        counts[name] += 1
+        if c.heldout_docs and counts["heldout"] < c.heldout_docs:
+            raise ValueError(f"{source} has only {counts['heldout']} records for corpus.heldout_docs={c.heldout_docs}")
+        _mark_stage(out, key, {"records": counts, "source": str(source)})
+        return out
 
     def lm_dir(self) -> str:
         spec = self.cfg.lm.model_dir
@@ -465,7 +479,9 @@ class Study:
         """What the study would do, with token budgets and step counts, without doing it."""
         c, s, p, b = self.cfg.corpus, self.cfg.sampling, self.cfg.pretraining, self.cfg.benchmark
         lines = [f"study {self.cfg.name}: work dir {self.work}, results {self.results}",
-                 f"corpus: {c.input}" + (f" (first {c.limit:,} documents)" if c.limit else ""),
+                 f"corpus: {c.input}" + (f", first {c.heldout_docs:,} documents held out as every arm's common "
+                                         f"evaluation text" if c.heldout_docs else "")
+                 + (f", then {c.limit:,} documents" if c.limit else ""),
                  f"LM: {self.cfg.lm.model_dir} (mode {self.cfg.lm.mode}): score the corpus once "
                  f"[{'done' if _stage_done(self.work / 'scored', self.score_key()) else 'to do'}], "
                  f"boundaries from {s.boundary_docs:,} documents"]

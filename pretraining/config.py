@@ -32,6 +32,9 @@ class DataConfig:
     # The first N documents of the corpus (in file order) are held out for evaluation and never
     # trained on; a fixed, small slice keeps eval cheap and comparable across runs and epochs.
     eval_docs: int = 200
+    # Evaluate on the first ``eval_docs`` documents of these files instead (then nothing is held
+    # out of train_files): runs trained on different samples are compared on the SAME text.
+    eval_files: list[str] = field(default_factory=list)
     # Up to this many held-out blocks are evaluated (fixed masks, so the curve is not noisy).
     eval_blocks: int = 64
     # Blocks are shuffled inside windows of this many blocks: large enough to mix documents and

@@ -173,7 +173,7 @@ class BlockStream:
 
     def __init__(self, files: Sequence[Path], tokenizer, seq_len: int, *, eval_docs: int = 200,
                  shuffle_buffer_blocks: int = 2048, seed: int = 0, text_field: str = "text",
-                 tokenize_batch_docs: int = 256):
+                 tokenize_batch_docs: int = 256, eval_files: Sequence[Path] = ()):
         self.files = list(files)
         self.tokenizer = tokenizer
         self.seq_len = seq_len
@@ -182,11 +182,15 @@ class BlockStream:
         self.seed = seed
         self.text_field = text_field
         self.batch_docs = max(1, tokenize_batch_docs)
-        self._heldout_docs = list(itertools.islice(iter_documents(self.files, text_field), eval_docs))
+        source = list(eval_files) or self.files
+        self._heldout_docs = list(itertools.islice(iter_documents(source, text_field), eval_docs))
         if eval_docs and not self._heldout_docs:
-            raise ValueError(f"no documents with text in {len(self.files)} shard file(s): {self.files[0]} ...")
-        # Held out = everything up to the last held-out document's line, per file.
+            raise ValueError(f"no documents with text in {len(source)} shard file(s): {source[0]} ...")
+        # Held out = everything up to the last held-out document's line, per file (nothing when the
+        # held-out documents come from separate eval files).
         self.skip: dict[int, int] = {}
+        if eval_files:
+            return
         for d in self._heldout_docs:
             self.skip[d.file_index] = d.line
         for fi in range(max(self.skip, default=-1)):

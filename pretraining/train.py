@@ -269,7 +269,8 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
     spec = MaskSpec.from_tokenizer(tok, t.mlm_probability)
     stream = BlockStream(files, tok, t.seq_len, eval_docs=cfg.data.eval_docs,
                          shuffle_buffer_blocks=cfg.data.shuffle_buffer_blocks, seed=cfg.data.seed,
-                         text_field=cfg.data.text_field, tokenize_batch_docs=cfg.data.tokenize_batch_docs)
+                         text_field=cfg.data.text_field, tokenize_batch_docs=cfg.data.tokenize_batch_docs,
+                         eval_files=resolve_files(cfg.data.eval_files) if cfg.data.eval_files else ())
     eval_set = eval_batches(stream.eval_blocks(cfg.data.eval_blocks), min(t.batch_size, cfg.data.eval_blocks),
                             spec, cfg.data.seed) if cfg.data.eval_docs else []
 

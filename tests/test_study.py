@@ -19,7 +19,7 @@ def _micro_config(tmp_path, **benchmark) -> str:
         "name": "micro",
         "work_dir": str(tmp_path / "work"),
         "results_dir": str(tmp_path / "results"),
-        "corpus": {"input": "data:web_es/web_es_mix.jsonl.gz", "limit": 600},
+        "corpus": {"input": "data:web_es/web_es_mix.jsonl.gz", "heldout_docs": 40, "limit": 600},
         "lm": {"model_dir": "data:kenlm_es", "mode": "lines"},
         "sampling": {"strategies": ["random", "gaussian"], "control": True, "target_fraction": 0.5,
                      "boundary_docs": 600, "tasks": 2, "workers": 1},
@@ -62,6 +62,20 @@ def test_study_end_to_end_resumes_and_redoes_only_what_changed(tmp_path, web_sam
     assert report["samples"][CONTROL]["kept"] == 600
     for arm in ("random", "gaussian"):
         assert abs(report["samples"][arm]["kept_fraction"] - 0.5) < 0.08
+
+    # The common held-out documents are in no sample, and every arm evaluates on exactly them.
+    import gzip
+
+    heldout = work / "corpus" / "heldout.jsonl.gz"
+    with gzip.open(heldout, "rt", encoding="utf-8") as f:
+        heldout_texts = {json.loads(line)["text"] for line in f}
+    assert len(heldout_texts) == 40
+    for arm in arms:
+        for shard in (work / "samples" / arm / "data").glob("*.jsonl.gz"):
+            with gzip.open(shard, "rt", encoding="utf-8") as f:
+                assert not heldout_texts & {json.loads(line)["text"] for line in f}
+        saved = yaml.safe_load((work / "models" / arm / "run" / "config.yaml").read_text())
+        assert saved["data"]["eval_files"] == [str(heldout)]
 
     # Equal token budgets: identical step counts and exactly the same number of training tokens.
     tokens = {arm: report["pretraining"][arm]["tokens_seen"] for arm in arms}

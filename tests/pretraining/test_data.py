@@ -67,6 +67,19 @@ def test_blocks_pack_short_documents_and_hold_out_the_eval_slice(shards, tok):
     assert with_boundary.mean() > 0.3
 
 
+def test_separate_eval_files_hold_out_nothing_from_training(shards, tok, web_sample, tmp_path):
+    """Runs on different samples compare on the same text: eval from data.eval_files, and then the
+    whole training set is trained on."""
+    files = resolve_files(shards)
+    common = make_shards(web_sample, tmp_path / "heldout", n_docs=40, n_shards=1, skip=50_000)
+    stream = BlockStream(files, tok, 128, eval_docs=30, shuffle_buffer_blocks=32, eval_files=resolve_files(common))
+    assert stream.skip == {}
+    expected = [d.text for d in itertools.islice(iter_documents(resolve_files(common)), 30)]
+    assert [d.text for d in stream._heldout_docs] == expected
+    own = BlockStream(files, tok, 128, eval_docs=30, shuffle_buffer_blocks=32)
+    assert not np.array_equal(stream.eval_blocks(8), own.eval_blocks(8))
+
+
 def test_stream_resumes_exactly_from_any_position(shards, tok):
     stream = BlockStream(resolve_files(shards), tok, 128, eval_docs=20, shuffle_buffer_blocks=16, seed=3)
     ref = list(itertools.islice(stream.train_blocks(), 60))
