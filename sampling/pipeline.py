@@ -261,6 +261,12 @@ def make_executor(kind: str, pipeline: list, *, tasks: int, workers: int, loggin
         # process that has imported JAX (`bench study`, the test suite) runs JAX's threads, and
         # forking a multithreaded process can deadlock: use forkserver there (steps pickle).
         default = "forkserver" if "jax" in sys.modules else "fork"
+        if "jax" in sys.modules:
+            import multiprocess
+
+            # datatrove's run() also starts a multiprocess.Manager() with the default context,
+            # even for one worker: make that default forkserver too in a JAX process.
+            multiprocess.set_start_method("forkserver", force=True)
         return QuietLocalExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
                                   start_method=options.pop("start_method", default), **options)
     if kind == "slurm":
