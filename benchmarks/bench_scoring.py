@@ -3,7 +3,7 @@
     python benchmarks/bench_scoring.py            # 20,000 documents of web_es_mix.jsonl.gz
     python benchmarks/bench_scoring.py --quick    # 2,000 documents, one repeat
 
-(a) scoring alone, one core: ``PerplexityScorer(mode="ccnet").perplexities`` (batched) vs edugp's
+(a) scoring alone, one core: ``PerplexityScorer(mode="ccnet").perplexities`` vs edugp's
     ``KenlmModel.get_perplexity`` transcribed (regex/char-loop normalization, ``encode_as_pieces``,
     per-line ``score``), one document at a time; perplexities must be identical.
 (b) the whole ``bench sample score`` command on a JSONL file, one task, start-up included, vs a
@@ -134,7 +134,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     rows = [
-        ("(a) scoring alone, 1 core", "straightforward ccnet (per doc)", t_ref, "PerplexityScorer ccnet (batched)", t_ours, 2.0, identical),
+        ("(a) scoring alone, 1 core", "straightforward ccnet (per doc)", t_ref, "PerplexityScorer ccnet", t_ours, 2.0, identical),
         ("(b) `bench sample score`, 1 task", "read/score/write script", t_plain, "bench sample score --tasks 1", t_cmd1, 1.5, same_cmd),
         ("(c) 2 tasks vs 1", "bench sample score --tasks 1", t_cmd1, "--tasks 2 --workers 2", t_cmd2, 1.8, same_cmd),
     ]

@@ -68,3 +68,9 @@ def resolve(spec: str | os.PathLike) -> Path:
     if spec.startswith(DATA_PREFIX):
         return data_path(spec[len(DATA_PREFIX):])
     return Path(spec).expanduser()
+
+
+def resolve_spec(spec: str) -> str:
+    """Like :func:`resolve` for ``data:`` references, but any other spec (a path, a glob, an
+    ``hf://`` URL) is returned exactly as given: ``Path()`` would mangle a URL."""
+    return str(resolve(spec)) if spec.startswith(DATA_PREFIX) else spec

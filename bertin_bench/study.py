@@ -245,8 +245,7 @@ class Study:
     # -- paths -------------------------------------------------------------------------------
 
     def source_input(self) -> str:
-        spec = self.cfg.corpus.input
-        return str(paths.resolve(spec)) if spec.startswith(paths.DATA_PREFIX) else spec
+        return paths.resolve_spec(self.cfg.corpus.input)
 
     def corpus_input(self) -> str:
         """What every arm samples from: the input itself, or what the held-out split and the
@@ -291,8 +290,7 @@ class Study:
         return out
 
     def lm_dir(self) -> str:
-        spec = self.cfg.lm.model_dir
-        return str(paths.resolve(spec)) if spec.startswith(paths.DATA_PREFIX) else spec
+        return paths.resolve_spec(self.cfg.lm.model_dir)
 
     def tokenizer_path(self) -> str:
         t = self.cfg.tokenizer

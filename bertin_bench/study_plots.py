@@ -5,7 +5,6 @@ Each function writes one PNG atomically and returns its path (None when there is
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,15 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _finish(fig, ax, title: str, out: Path, grid_axis: str = "both") -> Path:
+    """The common end of every figure: title, legend, grid, layout, atomic save."""
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(axis=grid_axis, alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out)
 
 
 def _save(fig, out: Path) -> Path:
@@ -57,11 +65,7 @@ def perplexity_histograms(samples: dict[str, dict], boundaries, out: Path) -> Pa
         ax.text(q, top * (0.97 - 0.07 * i), f" {name}", fontsize=8, va="top")  # staggered: Q1/median are close
     ax.set_xlabel("document perplexity (KenLM, log scale)")
     ax.set_ylabel("share of corpus documents")
-    ax.set_title("Which documents each sampling strategy keeps")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return _save(fig, out)
+    return _finish(fig, ax, "Which documents each sampling strategy keeps", out)
 
 
 def kept_by_source(samples: dict[str, dict], out: Path) -> Path | None:
@@ -80,23 +84,20 @@ def kept_by_source(samples: dict[str, dict], out: Path) -> Path | None:
         ax.bar(x + i * width - 0.4 + width / 2, rates, width, label=arm)
     ax.set_xticks(x, sources, rotation=20, ha="right")
     ax.set_ylabel("kept share of the source's documents")
-    ax.set_title("Keep rate by source")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return _save(fig, out)
+    return _finish(fig, ax, "Keep rate by source", out, grid_axis="y")
 
 
 def loss_curves(run_dirs: dict[str, Path], out: Path) -> Path | None:
-    """Held-out MLM loss (and training loss, faint) against tokens seen, one line per arm."""
+    """Held-out MLM loss (and training loss, faint) against steps, one line per arm."""
+    from pretraining.plots import METRICS_FILE, read_metrics
+
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     drawn = False
     for arm, run_dir in run_dirs.items():
-        metrics = Path(run_dir) / "metrics.jsonl"
-        if not metrics.is_file():
+        if not (Path(run_dir) / METRICS_FILE).is_file():
             continue
-        rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = read_metrics(run_dir)
         train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
         evals = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
         line = None
@@ -111,8 +112,4 @@ def loss_curves(run_dirs: dict[str, Path], out: Path) -> Path | None:
         return None
     ax.set_xlabel("step (equal tokens per step for every arm)")
     ax.set_ylabel("MLM cross-entropy (nats)")
-    ax.set_title("Pre-training loss by sampling strategy")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return _save(fig, out)
+    return _finish(fig, ax, "Pre-training loss by sampling strategy", out)

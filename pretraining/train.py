@@ -28,6 +28,7 @@ from bertin_bench.provenance import hash_file
 from pretraining import checkpoint as ckpt_lib
 from pretraining.config import PretrainConfig, from_dict
 from pretraining.data import BlockStream, MaskSpec, Position, Prefetcher, eval_batches, resolve_files, train_batches
+from pretraining.plots import METRICS_FILE, read_metrics  # noqa: F401 (re-exported: train's public API)
 from pretraining.model import DTYPES, MaskedLM, batch_loss_sums, init_params, roberta_config
 from bertin_bench import paths
 from pretraining.tokenizer import check_vocab, load_tokenizer, train_bpe
@@ -282,7 +283,7 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
              "rng": jax.random.PRNGKey(t.seed + 1)}
     model_hash = cfg.model_hash()
     position, tokens_seen = Position(), 0
-    metrics_path = run_dir / "metrics.jsonl"
+    metrics_path = run_dir / METRICS_FILE
     if resume and latest is not None:
         state = ckpt_lib.restore_state(latest, state, model_hash=model_hash)
         meta = ckpt_lib.load_metadata(latest)
@@ -428,14 +429,9 @@ def _plot(run_dir: Path) -> None:
     from pretraining.plots import plot_loss_curve
 
     try:
-        plot_loss_curve(run_dir / "metrics.jsonl", run_dir / "loss_curve.png")
+        plot_loss_curve(run_dir / METRICS_FILE, run_dir / "loss_curve.png")
     except Exception as err:  # noqa: BLE001 - a plot never stops training
         log.warning("could not draw the loss curve: %s", err)
-
-
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 __all__ = ["train", "make_train_step", "make_optimizer", "decay_mask", "learning_rate_schedule", "DataParallel",

@@ -14,9 +14,10 @@ Three modes (``PerplexityScorer(mode=...)``):
     What BERTIN actually ran on mC4: no normalization, no sentencepiece, whitespace words of
     each ``\\n``-separated line; not rounded.
 
-Speed (see ``benchmarks/bench_scoring.py``): the batch method encodes a whole batch with one
-``sp.encode(list, out_type=str)`` call and normalizes with one ``str.translate`` per document, so
-per-document Python work is a handful of C calls. KenLM and sentencepiece load lazily on first use,
+Speed (see ``benchmarks/bench_scoring.py``): per document (or line), one normalization (NFD plus
+a replace of only the characters present), one ``sp.encode_as_pieces`` (measured faster than a
+batched ``sp.encode(list, out_type=str)`` with one thread) and one ``model.score``, so per-document
+Python work is a handful of C calls. KenLM and sentencepiece load lazily on first use,
 and ``__getstate__`` drops them, so a scorer pickles cheaply into datatrove worker processes.
 """
 
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from bertin_bench import paths
+from bertin_bench.provenance import hash_file
 from sampling.normalize import normalize, normalize_lines
 
 MODES = ("ccnet", "lines", "raw")
@@ -46,12 +48,10 @@ def quick_file_hash(path: str | os.PathLike) -> str:
     """sha256 of the file (small files) or of size + first/last 8 MiB (big files), prefixed to say which."""
     path = Path(path)
     size = path.stat().st_size
+    if size <= _FULL_HASH_LIMIT:
+        return "sha256:" + hash_file(path)
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        if size <= _FULL_HASH_LIMIT:
-            while block := f.read(1 << 20):
-                h.update(block)
-            return "sha256:" + h.hexdigest()
         h.update(str(size).encode())
         h.update(f.read(_EDGE))
         f.seek(size - _EDGE)
@@ -186,7 +186,7 @@ class PerplexityScorer:
         return self.perplexities([text])[0]
 
     def perplexities(self, texts: Sequence[str]) -> list[float]:
-        """Perplexities of a batch of documents (one sentencepiece call for the whole batch)."""
+        """Perplexities of a batch of documents (NaN for a ``lines``-mode document with no scorable line)."""
         if self.mode == "ccnet":
             return self._ccnet(texts)
         if self.mode == "lines":
