@@ -47,10 +47,13 @@ def run_benchmark(
     model: str, tasks, *, seeds: int = 3, results_dir: str | Path = "results", force: bool = False,
     overrides: dict[str, Any] | None = None, limit_train: int | None = None, limit_eval: int | None = None,
     model_name: str | None = None, from_pt: bool | None = None, data_source: str = "auto",
-    progress: bool | None = None,
+    progress: bool | None = None, redo_stale: bool = False,
 ) -> list[Path]:
     """Fine-tune ``model`` (registry name, Hub id or local directory) on ``tasks`` (names, groups or
-    'all') with seeds 0..seeds-1; returns the result files (existing ones included)."""
+    'all') with seeds 0..seeds-1; returns the result files (existing ones included).
+
+    An existing result made with another model content, task version, hyperparameters or limits
+    is an error, unless ``redo_stale`` (then just that run is redone; ``force`` redoes all)."""
     import jax
 
     resolved = resolve_model(model, model_name=model_name, from_pt=from_pt)
@@ -72,14 +75,16 @@ def run_benchmark(
             path = R.run_path(results_dir, resolved.name, name, seed)
             if path.exists() and not force:
                 diffs = _same_setting(R.load_result(path), resolved, spec, hp, limit_train, limit_eval)
-                if diffs:
+                if diffs and not redo_stale:
                     raise FileExistsError(
                         f"{path} exists but was made with a different {', '.join(diffs)}; "
                         "rerun with --force to replace it, or use another --results-dir / --model-name"
                     )
-                log.info("skip %s (done)", path)
-                written.append(path)
-                continue
+                if not diffs:
+                    log.info("skip %s (done)", path)
+                    written.append(path)
+                    continue
+                log.warning("redo %s: made with a different %s", path, ", ".join(diffs))
             todo.append((seed, path))
         if not todo:
             continue

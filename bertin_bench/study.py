@@ -412,15 +412,11 @@ class Study:
 
         b = self.cfg.benchmark
         self.echo(f"[4/4] benchmark {arm}: {len(b.tasks)} tasks x {b.seeds} seeds")
-        kwargs = dict(seeds=b.seeds, results_dir=self.results, overrides=b.overrides or None,
-                      limit_train=b.limit_train, limit_eval=b.limit_eval, model_name=self.cfg.model_name(arm))
-        try:
-            # Runs already done with this model (content hash) and setting are skipped.
-            return run_benchmark(str(self.model_dir(arm)), b.tasks, **kwargs)
-        except FileExistsError as err:
-            # A retrained model or a changed benchmark config: the study's results follow its config.
-            log.warning("%s; redoing this model's runs", err)
-            return run_benchmark(str(self.model_dir(arm)), b.tasks, force=True, **kwargs)
+        # Runs done with this model (content hash) and setting are skipped; a retrained model or a
+        # changed benchmark config redoes exactly the runs it made stale.
+        return run_benchmark(str(self.model_dir(arm)), b.tasks, seeds=b.seeds, results_dir=self.results,
+                             overrides=b.overrides or None, limit_train=b.limit_train, limit_eval=b.limit_eval,
+                             model_name=self.cfg.model_name(arm), redo_stale=True)
 
     # -- the whole study ---------------------------------------------------------------------
 

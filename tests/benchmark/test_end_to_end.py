@@ -103,6 +103,19 @@ def test_resume_skips_done_runs_and_refuses_changed_settings(bench_dir, tiny_rob
                       overrides={**OVERRIDES, "learning_rate": 5e-4}, model_name="tiny", progress=False, **LIMITS)
 
 
+def test_redo_stale_redoes_only_the_stale_runs(bench_dir, tiny_roberta_dir, tmp_path):
+    src, _ = bench_dir
+    out = tmp_path / "results"
+    shutil.copytree(src / "runs", out / "runs")  # the shared results stay as they are
+    stale = out / "runs/tiny/ner_conll2002_es/seed0.json"
+    other = out / "runs/tiny/ner_conll2002_es/seed1.json"
+    untouched = other.stat().st_mtime_ns
+    run_benchmark(str(tiny_roberta_dir), ["ner_conll2002_es"], seeds=1, results_dir=out, redo_stale=True,
+                  overrides={**OVERRIDES, "learning_rate": 5e-4}, model_name="tiny", progress=False, **LIMITS)
+    assert R.load_result(stale)["hyperparameters"]["learning_rate"] == 5e-4
+    assert other.stat().st_mtime_ns == untouched
+
+
 def test_interrupted_run_leaves_no_result_file(bench_dir, tiny_roberta_dir, monkeypatch):
     out, _ = bench_dir
     import benchmark.finetune as ft
