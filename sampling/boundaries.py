@@ -39,6 +39,9 @@ class Boundaries:
     mode: str
     n: int  # documents the quartiles were computed on
     quantiles: list[float] = dataclasses.field(default_factory=list, repr=False)
+    # The same 1,001 quantiles with every document weighted by its whitespace words: the
+    # perplexity distribution of a random *word*, which calibrates ``--target-tokens``.
+    word_quantiles: list[float] = dataclasses.field(default_factory=list, repr=False)
     source: str | None = None
     reservoir: bool = False
     seed: int = 0
@@ -52,6 +55,15 @@ class Boundaries:
     def sample(self) -> np.ndarray:
         """The stored perplexity sample (quantiles) used for factor calibration."""
         return np.asarray(self.quantiles or [self.q1, self.q2, self.q3], dtype=float)
+
+    def word_sample(self) -> np.ndarray:
+        """The word-weighted perplexity sample: its mean keep probability is the expected kept
+        fraction of words (not documents)."""
+        if not self.word_quantiles:
+            where = self.path or "these boundaries"
+            raise ValueError(f"{where} hold no word-weighted quantiles (made by an older version): re-run "
+                             "`bench sample boundaries` to use --target-tokens")
+        return np.asarray(self.word_quantiles, dtype=float)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -89,6 +101,17 @@ class Boundaries:
                 f"{where} were estimated with another LM or scoring mode than {what} "
                 f"({'; '.join(diffs)}). Re-run `bench sample boundaries` with the same --lm-dir and --mode."
             )
+
+
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """Quantiles of ``values`` where each counts ``weights`` times (a document counted once per
+    word): the value below which a fraction q of the total weight lies (inverse weighted CDF)."""
+    order = np.argsort(values, kind="stable")
+    values, weights = values[order], weights[order]
+    if weights.sum() <= 0:
+        return np.quantile(values, qs)
+    cdf = np.cumsum(weights) / weights.sum()
+    return values[np.minimum(np.searchsorted(cdf, qs, side="left"), len(values) - 1)]
 
 
 def iter_texts(spec: InputSpec, text_key: str, max_chars: int, skipped: dict, limit: int | None = None) -> Iterator[tuple[str, float | None]]:
@@ -157,18 +180,22 @@ def estimate_boundaries(
             idx = todo[start:start + batch_size]
             pps[idx] = scorer.perplexities([sample[i][0] for i in idx])
             bar.update(len(idx))
+    words = np.fromiter((len(text.split()) for text, _ in sample), dtype=float, count=len(sample))
     nan = int(np.isnan(pps).sum())
     if nan:
         skipped["unscorable"] = skipped.get("unscorable", 0) + nan
+        words = words[~np.isnan(pps)]
         pps = pps[~np.isnan(pps)]
     if len(pps) == 0:
         raise ValueError(f"{spec.describe()}: no scorable document in the sample (skipped: {skipped})")
     q1, q2, q3 = (float(x) for x in np.quantile(pps, [0.25, 0.5, 0.75]))
     quantiles = [float(x) for x in np.quantile(pps, np.linspace(0, 1, N_QUANTILES))]
+    word_quantiles = [float(x) for x in weighted_quantiles(pps, words, np.linspace(0, 1, N_QUANTILES))]
     if not math.isfinite(q3) or q1 <= 0:
         raise ValueError(f"{spec.describe()}: degenerate perplexity sample (quartiles {q1}, {q2}, {q3})")
     b = Boundaries(
         q1=q1, q2=q2, q3=q3, identity=identity, mode=scorer.mode, n=int(len(pps)), quantiles=quantiles,
+        word_quantiles=word_quantiles,
         source=spec.describe(), reservoir=reservoir, seed=seed, skipped=skipped,
         provenance={**environment(), "scorer": scorer.describe(), "n_docs_requested": n_docs},
     )

@@ -75,6 +75,10 @@ def _print_summary(stats: dict, out: str) -> None:
         f"kept {stats['kept']:,} ({frac:.2%}; expected {stats['expected_fraction']:.2%})" if frac is not None
         else f"no valid document (skipped: {stats['skipped']})"
     )
+    target = stats.get("target") or {}
+    if "tokens" in target:
+        click.echo(f"kept {stats['tokens_kept']:,} words (target {target['tokens']:,}; "
+                   f"expected {stats['expected_tokens_kept']:,.0f}) of {stats['words_seen']:,}")
     png = f"  histogram: {out}/{stats['histogram_png']}" if stats.get("histogram_png") else ""
     click.echo(f"shards: {out}/data/  stats: {out}/stats.json{png}")
 
@@ -166,11 +170,14 @@ def boundaries(input_, out, lm_dir, mode, n_docs, reservoir, seed, text_key, max
 @click.option("--target-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="Calibrate the factor so the expected kept fraction is this.")
 @click.option("--target-docs", type=click.IntRange(1), default=None, help="Calibrate the factor for this many kept documents.")
+@click.option("--target-tokens", type=click.IntRange(1), default=None,
+              help="Calibrate the factor for this many kept whitespace words (the stats' tokens_kept).")
 @click.option("--factor", type=float, default=None, help="Strategy factor (default: BERTIN's, or calibrated).")
 @click.option("--width", type=float, default=None, help="Gaussian width (default 9/2).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the keep hash.")
 def run(input_, out, lm_dir, mode, text_key, id_key, tasks, workers, executor, strict, rejects, max_chars, limit,
-        strategy, boundaries_file, boundary_docs, target_fraction, target_docs, factor, width, seed, **kw):
+        strategy, boundaries_file, boundary_docs, target_fraction, target_docs, target_tokens, factor, width, seed,
+        **kw):
     """Sample documents by perplexity: OUT/data/NNNNN.jsonl.gz (+ stats.json, perplexity_hist.png).
 
     A document is kept when a hash of (seed, its text or --id-key, its perplexity) falls below the
@@ -182,6 +189,7 @@ def run(input_, out, lm_dir, mode, text_key, id_key, tasks, workers, executor, s
       bench sample run -i ../shared/data/web_es/web_es_mix.jsonl.gz -o out/gauss \\
           --strategy gaussian --target-fraction 0.3
       bench sample run -i out/scored -o out/step --strategy stepwise --boundaries b.json --target-docs 10000
+      bench sample run -i out/scored -o out/tok --strategy gaussian --target-tokens 2000000
       bench sample run -i web.jsonl.gz -o out/rand --strategy random --factor 0.5 --tasks 4 --workers 2
     """
     from sampling.boundaries import Boundaries
@@ -191,7 +199,7 @@ def run(input_, out, lm_dir, mode, text_key, id_key, tasks, workers, executor, s
     if b is not None and mode is None:
         mode = b.mode  # the boundaries only make sense in the mode they were estimated with
     stats = _errors(run_sample, input_, out, strategy=strategy, boundaries=b, target_fraction=target_fraction,
-                    target_docs=target_docs, seed=seed, scorer=_scorer(lm_dir, mode), tasks=tasks, workers=workers,
+                    target_docs=target_docs, target_tokens=target_tokens, seed=seed, scorer=_scorer(lm_dir, mode), tasks=tasks, workers=workers,
                     executor=executor, text_key=text_key, strict=strict, limit=limit, id_key=id_key, factor=factor,
                     width=width, rejects=rejects, max_chars=max_chars, boundary_docs=boundary_docs,
                     executor_options=_executor_options({**kw, "executor": executor, "out": out}))

@@ -36,10 +36,11 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.utils.batching import batched
+from tqdm import tqdm
 
 from bertin_bench.io import read_json, write_json_atomic
 from bertin_bench.provenance import environment
-from sampling.boundaries import Boundaries, estimate_boundaries
+from sampling.boundaries import Boundaries, estimate_boundaries, iter_texts
 from sampling.io import (
     DATA_SUBDIR, DEFAULT_MAX_CHARS, DETAIL, SCORER_MANIFEST, SKIP, WHERE, InputSpec, ShardWriter,
     make_reader, parse_input, text_skip_reason,
@@ -198,6 +199,7 @@ class PerplexitySampler(_NoDocStats, BaseFilter):
         for g in groups:
             g["seen"] += 1
             g["expected_kept"] += p
+            g["expected_words_kept"] += p * words
             g["words_seen"] += words
             g["hist_seen"][b] += 1
             if keep:
@@ -214,7 +216,7 @@ class PerplexitySampler(_NoDocStats, BaseFilter):
 
 
 def _group() -> dict:
-    return {"seen": 0, "kept": 0, "expected_kept": 0.0, "words_seen": 0, "words_kept": 0,
+    return {"seen": 0, "kept": 0, "expected_kept": 0.0, "words_seen": 0, "words_kept": 0, "expected_words_kept": 0.0,
             "hist_seen": [0] * HIST_BINS, "hist_kept": [0] * HIST_BINS}
 
 
@@ -345,7 +347,7 @@ def run_score(input, out_dir, *, scorer, tasks: int = 1, workers: int = 1, execu
 
 
 def run_sample(input, out_dir, *, strategy, boundaries=None, target_fraction: float | None = None,
-               target_docs: int | None = None, seed: int = 0, scorer=None, tasks: int = 1, workers: int = 1,
+               target_docs: int | None = None, target_tokens: int | None = None, seed: int = 0, scorer=None, tasks: int = 1, workers: int = 1,
                executor: str = "local", text_key: str = "text", strict: bool = False, limit: int | None = None,
                id_key: str | None = None, factor: float | None = None, width: float | None = None,
                rejects: bool = False, max_chars: int = DEFAULT_MAX_CHARS, boundary_docs: int = 10_000,
@@ -355,13 +357,19 @@ def run_sample(input, out_dir, *, strategy, boundaries=None, target_fraction: fl
     ``strategy``: a name (random, stepwise, gaussian) or a ``Strategy``. ``boundaries``: a
     ``Boundaries``, a path to one, or None to estimate them on the first ``boundary_docs`` documents
     of the input (saved to ``out_dir/boundaries.json``). With ``target_fraction`` or ``target_docs``
-    the factor is calibrated on the boundary sample so the expected kept fraction hits the target.
+    the factor is calibrated on the boundary sample so the expected kept fraction hits the target;
+    with ``target_tokens`` (whitespace words, the unit of ``tokens_kept``) it is calibrated on the
+    sample's word-weighted perplexities so the expected kept fraction of the input's words hits it.
     """
     from sampling.scorer import PerplexityScorer
 
     scorer = scorer or PerplexityScorer()
-    if target_fraction is not None and target_docs is not None:
-        raise SampleError("give --target-fraction or --target-docs, not both")
+    given = [name for name, v in (("--target-fraction", target_fraction), ("--target-docs", target_docs),
+                                  ("--target-tokens", target_tokens)) if v is not None]
+    if len(given) > 1:
+        raise SampleError(f"give one of --target-fraction, --target-docs, --target-tokens, not {' and '.join(given)}")
+    if target_tokens is not None and limit is not None:
+        raise SampleError("--target-tokens counts the words of the whole input and cannot be combined with --limit")
     if isinstance(boundaries, (str, os.PathLike)):
         boundaries = Boundaries.load(boundaries)
     name = strategy if isinstance(strategy, str) else strategy.name
@@ -388,6 +396,16 @@ def run_sample(input, out_dir, *, strategy, boundaries=None, target_fraction: fl
             total = min(total, limit * tasks)
         target_fraction = min(1.0, target_docs / total)
         target = {"docs": target_docs, "input_records": total}
+    if target_tokens is not None:
+        total_words = count_words(input, text_key=text_key, max_chars=max_chars)
+        word_fraction = min(1.0, target_tokens / total_words)
+        # random keeps every word with the same probability: its factor is the word fraction itself
+        factor_ = (word_fraction if isinstance(strategy, RandomStrategy)
+                   else calibrate_factor(strategy, boundaries.word_sample(), word_fraction))
+        strategy = strategy.with_factor(factor_)
+        target = {"tokens": target_tokens, "input_words": total_words, "word_fraction": word_fraction}
+        if boundaries is not None:
+            target["expected_word_fraction_on_boundary_sample"] = expected_fraction(strategy, boundaries.word_sample())
     if target_fraction is not None:
         if isinstance(strategy, RandomStrategy):
             strategy = strategy.with_factor(target_fraction)
@@ -400,6 +418,19 @@ def run_sample(input, out_dir, *, strategy, boundaries=None, target_fraction: fl
                     workers=workers, executor=executor, text_key=text_key, strict=strict, limit=limit,
                     id_key=id_key, rejects=rejects, max_chars=max_chars, reuse=True,
                     extra_config={"command": "run", "target": target}, executor_options=executor_options)
+
+
+def count_words(input, *, text_key: str = "text", max_chars: int = DEFAULT_MAX_CHARS) -> int:
+    """Whitespace words of the valid documents of a local input: the base of ``--target-tokens``."""
+    spec = parse_input(input)
+    if spec.hf_dataset:
+        raise SampleError("--target-tokens needs a local input (the size of a streamed Hub dataset is unknown); "
+                          "use --target-fraction")
+    words = sum(len(text.split()) for text, _ in tqdm(iter_texts(spec, text_key, max_chars, {}), desc="counting words",
+                                                      unit="doc", disable=None))
+    if words == 0:
+        raise SampleError(f"{spec.describe()}: no words in any valid document")
+    return words
 
 
 def count_documents(input) -> int:

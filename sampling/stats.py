@@ -116,6 +116,7 @@ def aggregate(out_dir, *, tasks: int, config: dict | None = None, strategy=None,
         "skipped_total": skipped_total,
         "words_seen": totals["words_seen"],
         "tokens_kept": totals["words_kept"],  # whitespace words of the kept documents
+        "expected_tokens_kept": round(totals.get("expected_words_kept", 0.0), 1),  # sum of keep probability x words
         "perplexity": {
             "median_approx": hist_quantile(totals["hist_seen"], 0.5),
             "q1_approx": hist_quantile(totals["hist_seen"], 0.25),

@@ -117,6 +117,27 @@ def test_target_docs(web_slice, ccnet_scorer, boundaries, tmp_path):
     assert stats["target"]["input_records"] == N and stats["expected_kept"] == pytest.approx(400, rel=0.03)
 
 
+@pytest.mark.parametrize("strategy", ["random", "gaussian", "stepwise"])
+def test_target_tokens(web_slice, ccnet_scorer, boundaries, tmp_path, strategy):
+    """--target-tokens calibrates on word-weighted perplexities: the kept words, not the kept
+    documents, hit the target (documents differ in length, and the strategies prefer some lengths)."""
+    words = sum(len(json.loads(line)["text"].split()) for line in web_slice(N).read_text().splitlines())
+    target = words // 4
+    stats = run_sample(web_slice(N), tmp_path / "o", strategy=strategy, boundaries=boundaries,
+                       target_tokens=target, scorer=ccnet_scorer)
+    assert stats["target"]["input_words"] == words == stats["words_seen"]
+    # the calibration sample is the whole input here, so the expectation is exact up to bisection
+    assert stats["expected_tokens_kept"] == pytest.approx(target, rel=0.02)
+    assert stats["tokens_kept"] == pytest.approx(target, rel=0.15 if strategy != "random" else 0.08)
+    if strategy == "gaussian":  # the document-count target gives a different factor: long docs are typical
+        by_docs = run_sample(web_slice(N), tmp_path / "d", strategy=strategy, boundaries=boundaries,
+                             target_fraction=0.25, scorer=ccnet_scorer)
+        assert by_docs["strategy"]["factor"] != stats["strategy"]["factor"]
+    with pytest.raises(SampleError, match="not --target-docs and --target-tokens"):
+        run_sample(web_slice(N), tmp_path / "x", strategy=strategy, boundaries=boundaries, target_docs=3,
+                   target_tokens=3, scorer=ccnet_scorer)
+
+
 def test_crashed_task_is_rerun_and_output_identical(web_slice, ccnet_scorer, boundaries, tmp_path):
     """Simulate a task that died mid-way: no completion marker, a garbage partial shard, a
     stale stats file. Rerunning the same call redoes that task only and matches a clean run."""

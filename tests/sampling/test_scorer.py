@@ -37,6 +37,18 @@ def test_ccnet_mode_is_bit_compatible_with_edugp(kenlm_dir, ccnet_scorer, texts)
     assert slow.perplexities(texts) == expected
 
 
+def test_unknown_pieces_are_spelled_as_their_surface(ccnet_scorer, kenlm_dir):
+    """The id-table fast path must not turn a piece unknown to sentencepiece into "<unk>"."""
+    edugp = ref.KenlmModel(str(kenlm_dir / "es.arpa.bin"), str(kenlm_dir / "es.sp.model"))
+    texts = ["hola 😀 mundo", "中文字符 y español", "ﷺ x", "sin nada raro"]
+    sp = ccnet_scorer.sp
+    assert [sp.unk_id() in sp.encode_as_ids(t) for t in texts] == [True, True, True, False]
+    assert ccnet_scorer.perplexities(texts) == [edugp.get_perplexity(t) for t in texts]
+    lines, counts = ccnet_scorer._pieces(texts)
+    assert lines == [" ".join(sp.encode_as_pieces(t)) for t in texts] and "<unk>" not in "".join(lines)
+    assert counts == [len(line.split()) for line in lines]
+
+
 def test_lines_mode_scores_each_normalized_line(lines_scorer, texts):
     model, sp = lines_scorer.model, lines_scorer.sp
     got = lines_scorer.perplexities(texts)
@@ -111,4 +123,4 @@ def test_hub_path_is_lazy(monkeypatch):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     with pytest.raises(RuntimeError, match="offline"):
         scorer.perplexity("hola")
-    assert calls == [("edugp/kenlm", "wikipedia/es.arpa.bin")]
+    assert calls == [("edugp/kenlm", "wikipedia/es.sp.model")]  # the first file needed, nothing more
