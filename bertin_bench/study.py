@@ -19,8 +19,10 @@ stage and everything downstream of it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -193,6 +195,33 @@ def _fresh(out: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------- stages
+
+
+@contextlib.contextmanager
+def compilation_cache(directory: Path):
+    """Keep XLA's compiled programs on disk while the study runs. Every arm has the same
+    architecture, so each fine-tuning run after the first of its task and padded length reuses
+    the programs instead of recompiling (measured: 20 s of a 45 s capped CPU run). Results are
+    unchanged: the cache holds the very executable a compile would produce. A cache directory set
+    by ``JAX_COMPILATION_CACHE_DIR`` wins. The previous settings come back afterwards, so a
+    caller's process is not left writing into this study's directory."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    before = {name: getattr(jax.config, name) for name in names}
+    if not before["jax_compilation_cache_dir"]:
+        jax.config.update("jax_compilation_cache_dir", str(directory))
+    # JAX caches only compiles over 1 s by default; the evaluation steps take less, yet add up.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    cc.reset_cache()  # JAX reads the setting once, at its first compile: make it read it again
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            jax.config.update(name, value)
+        cc.reset_cache()
+
 
 class Study:
     def __init__(self, cfg: StudyConfig, echo=click.echo):
@@ -425,9 +454,10 @@ class Study:
         boundaries = self.boundaries()
         samples = {arm: self.sample(arm, boundaries) for arm in self.cfg.arms}
         self.tokenizer()
-        pretrained = {arm: self.pretrain(arm) for arm in self.cfg.arms}
-        for arm in self.cfg.arms:
-            self.benchmark(arm)
+        with compilation_cache(self.work / "jax_cache"):  # after sampling: its workers fork without JAX
+            pretrained = {arm: self.pretrain(arm) for arm in self.cfg.arms}
+            for arm in self.cfg.arms:
+                self.benchmark(arm)
         report = self.report(boundaries, samples, pretrained)
         report["seconds"] = round(time.time() - t0, 1)
         write_json_atomic(self.results / "study.json", report)

@@ -98,6 +98,7 @@ def test_study_end_to_end_resumes_and_redoes_only_what_changed(tmp_path, web_sam
     for fig in report["figures"].values():
         assert (tmp_path / fig).is_file() or __import__("pathlib").Path(fig).is_file()
     assert "leaderboard" in result.output.lower() or "micro-random" in result.output
+    assert any((work / "jax_cache").iterdir())  # compiled programs are kept for the next runs
 
     # Re-running does nothing: every stage mark and every result file is untouched.
     marks = _marks(work)
