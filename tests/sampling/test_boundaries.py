@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from sampling.boundaries import Boundaries, estimate_boundaries
+from sampling.boundaries import Boundaries, estimate_boundaries, weighted_quantiles
 
 
 def test_first_n_quartiles_equal_numpy_on_scored_docs(web_slice, ccnet_scorer, tmp_path):
@@ -19,9 +19,32 @@ def test_first_n_quartiles_equal_numpy_on_scored_docs(web_slice, ccnet_scorer, t
     assert b.n == 500 and b.mode == "ccnet" and b.identity == ccnet_scorer.identity()
     assert len(b.quantiles) == 1001 and b.quantiles[0] == min(pps) and b.quantiles[-1] == max(pps)
 
+    # word-weighted quantiles: each document counted once per whitespace word
+    words = [len(t.split()) for t in texts]
+    repeated = np.repeat(pps, words)
+    assert b.word_quantiles[0] == min(pps) and b.word_quantiles[-1] == max(pps)
+    qs = np.linspace(0, 1, 1001)
+    assert b.word_quantiles == [float(x) for x in np.quantile(repeated, qs, method="inverted_cdf")]
+
     b.save(tmp_path / "b.json")
     loaded = Boundaries.load(tmp_path / "b.json")
     assert loaded == b and loaded.path == str(tmp_path / "b.json")
+
+
+def test_weighted_quantiles_count_each_value_weight_times():
+    values, weights = np.array([3.0, 1.0, 2.0]), np.array([2.0, 1.0, 1.0])  # = [1, 2, 3, 3]
+    assert weighted_quantiles(values, weights, np.array([0.0, 0.25, 0.5, 0.51, 1.0])).tolist() == [1, 1, 2, 3, 3]
+
+
+def test_old_boundaries_without_word_quantiles_refuse_target_tokens(web_slice, ccnet_scorer, tmp_path):
+    b = estimate_boundaries(web_slice(100), scorer=ccnet_scorer, n_docs=100, progress=False)
+    data = b.to_dict()
+    del data["word_quantiles"]  # a file written before --target-tokens existed
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    old = Boundaries.load(tmp_path / "old.json")
+    assert old.as_tuple() == b.as_tuple()
+    with pytest.raises(ValueError, match="old.json.*re-run `bench sample boundaries`"):
+        old.word_sample()
 
 
 def test_reservoir_is_seeded_and_covers_the_whole_input(web_slice, ccnet_scorer):
