@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bertin_bench.provenance import hash_dir
+from bertin_bench.tokenization import attach_special_tokens, lacks_special_tokens
 
 log = logging.getLogger(__name__)
 
@@ -226,27 +227,12 @@ def load_tokenizer(resolved: ResolvedModel):
         raise ModelError(_load_failure(resolved, err)) from err
     if not tok.is_fast:
         raise ModelError(f"{resolved.name}: needs a fast (Rust) tokenizer for word alignment; got {type(tok).__name__}")
-    if tok.cls_token_id is not None and tok("a").input_ids[:1] != [tok.cls_token_id]:
-        _attach_special_tokens(tok, config.model_type)
+    if lacks_special_tokens(tok):  # BERTIN's tokenizer.json (see bertin_bench.tokenization)
+        attach_special_tokens(tok, config.model_type)
         resolved.added_post_processor = True
         log.warning("%s: the tokenizer adds no special tokens (tokenizer.json has no post-processor); "
                     "adding %s ... %s as the model family expects", resolved.name, tok.cls_token, tok.sep_token)
     return tok, config
-
-
-def _attach_special_tokens(tok, model_type: str) -> None:
-    """BERTIN's published tokenizer.json has ``"post_processor": null``, so it encodes text without
-    <s> ... </s>: the classification head would read the first word instead of <s>, and sentence pairs
-    would have no separator. Attach the family's standard template."""
-    from tokenizers import processors
-
-    cls, sep = (tok.cls_token, tok.cls_token_id), (tok.sep_token, tok.sep_token_id)
-    if model_type in ("roberta", "xlm-roberta", "camembert"):
-        tok.backend_tokenizer.post_processor = processors.RobertaProcessing(
-            sep=sep, cls=cls, trim_offsets=True, add_prefix_space=bool(getattr(tok, "add_prefix_space", False)))
-    else:
-        tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
-            single=f"{cls[0]} $A {sep[0]}", pair=f"{cls[0]} $A {sep[0]} $B:1 {sep[0]}:1", special_tokens=[cls, sep])
 
 
 def check_compatible(resolved: ResolvedModel, tokenizer, config) -> None:

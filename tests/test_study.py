@@ -91,6 +91,8 @@ def test_study_end_to_end_resumes_and_redoes_only_what_changed(tmp_path, web_sam
     for _, res in runs:
         assert validate_result(res) == []
         assert res["model"]["pretraining_tokens"] == 3 * TOKENS_PER_STEP
+        # BERTIN's tokenizer has no post-processor; the export attached RoBERTa's template
+        assert res["model"]["added_post_processor"] is False
     board = (results / "leaderboard.md").read_text()
     for arm in arms:
         assert f"micro-{arm}" in board

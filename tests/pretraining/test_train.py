@@ -92,6 +92,11 @@ def test_export_loads_in_transformers(reference_run, tmp_path):
     assert info["steps"] == STEPS and info["tokens_seen"] == summary["tokens_seen"] and info["seq_len"] == SEQ
     assert info["config"]["model"]["hidden_size"] == 32 and len(info["data"]["sha256"]) == 3
     assert {"tokenizer", "provenance"} <= set(info)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(out)  # encodes <s> ... </s> like any RoBERTa tokenizer
+    ids = tok("hola mundo").input_ids
+    assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id and len(ids) > 2
     # Same checkpoint again: a no-op; another directory in the way: an error, nothing overwritten.
     assert export_hf(run, out) == out
     (tmp_path / "taken").mkdir()
