@@ -53,3 +53,21 @@ def test_whole_web_sample_matches_ccnet(web_sample):
                 first_bad = first_bad or text
     assert n == 55_064
     assert mismatches == 0, f"{mismatches} documents differ, e.g. {first_bad[:200]!r}"
+
+
+def test_cached_code_point_table_equals_a_fresh_scan(tmp_path, monkeypatch):
+    """The on-disk cache of Mn/Nd code points (start-up speed) holds exactly what the scan finds,
+    and a corrupt cache file is ignored and rewritten, never trusted."""
+    from sampling import normalize as norm
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    fresh = norm._category_code_points()
+    assert norm._cached_category_code_points() == fresh  # written on this first call
+    (cached,) = (tmp_path / "bertin-bench").iterdir()
+    assert json.loads(cached.read_text())["Mn"] == fresh[0]
+    assert norm._cached_category_code_points() == fresh  # read back
+    cached.write_text('{"unidata_version": "0", "Mn": [65], "Nd": []}')  # another Unicode version
+    assert norm._cached_category_code_points() == fresh
+    cached.write_text("{not json")
+    assert norm._cached_category_code_points() == fresh
+    assert len(fresh[0]) > 1500 and 0x0301 in fresh[0] and ord("٣") in fresh[1]
