@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bertin_bench.provenance import hash_dir
-from bertin_bench.tokenization import attach_special_tokens, lacks_special_tokens
+from bertin_bench.tokenization import ensure_special_tokens
 
 log = logging.getLogger(__name__)
 
@@ -227,8 +227,7 @@ def load_tokenizer(resolved: ResolvedModel):
         raise ModelError(_load_failure(resolved, err)) from err
     if not tok.is_fast:
         raise ModelError(f"{resolved.name}: needs a fast (Rust) tokenizer for word alignment; got {type(tok).__name__}")
-    if lacks_special_tokens(tok):  # BERTIN's tokenizer.json (see bertin_bench.tokenization)
-        attach_special_tokens(tok, config.model_type)
+    if ensure_special_tokens(tok, config.model_type):  # BERTIN's tokenizer.json (see bertin_bench.tokenization)
         resolved.added_post_processor = True
         log.warning("%s: the tokenizer adds no special tokens (tokenizer.json has no post-processor); "
                     "adding %s ... %s as the model family expects", resolved.name, tok.cls_token, tok.sep_token)

@@ -9,14 +9,12 @@ and the loading of any model attach the family's standard template when it is mi
 from __future__ import annotations
 
 
-def lacks_special_tokens(tok) -> bool:
-    """Whether a fast tokenizer with a CLS token encodes text without it (no post-processor)."""
-    return tok.cls_token_id is not None and tok("a").input_ids[:1] != [tok.cls_token_id]
-
-
-def attach_special_tokens(tok, model_type: str = "roberta") -> None:
-    """Give ``tok`` its family's template: RoBERTa's ``<s> A </s></s> B </s>``, else BERT's
-    ``[CLS] A [SEP] B [SEP]`` with segment ids."""
+def ensure_special_tokens(tok, model_type: str = "roberta") -> bool:
+    """If a fast tokenizer with a CLS token encodes text without it (no post-processor), give it its
+    family's template: RoBERTa's ``<s> A </s></s> B </s>``, else BERT's ``[CLS] A [SEP] B [SEP]``
+    with segment ids. Returns whether it attached one."""
+    if tok.cls_token_id is None or tok("a").input_ids[:1] == [tok.cls_token_id]:
+        return False
     from tokenizers import processors
 
     cls, sep = (tok.cls_token, tok.cls_token_id), (tok.sep_token, tok.sep_token_id)
@@ -26,3 +24,4 @@ def attach_special_tokens(tok, model_type: str = "roberta") -> None:
     else:
         tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
             single=f"{cls[0]} $A {sep[0]}", pair=f"{cls[0]} $A {sep[0]} $B:1 {sep[0]}:1", special_tokens=[cls, sep])
+    return True

@@ -130,7 +130,7 @@ def export_hf(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
     into the same directory is a no-op; any other existing ``out_dir`` is an error."""
     from transformers import FlaxRobertaForMaskedLM
 
-    from bertin_bench.tokenization import attach_special_tokens, lacks_special_tokens
+    from bertin_bench.tokenization import ensure_special_tokens
     from pretraining.config import load_config
     from pretraining.model import roberta_config
     from pretraining.tokenizer import load_tokenizer
@@ -150,8 +150,7 @@ def export_hf(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
         raise FileExistsError(f"{out} exists and is not an export of {ckpt}: choose another output directory")
     cfg = load_config(ckpt / "config.yaml")
     tok = load_tokenizer(ckpt / "tokenizer")
-    if lacks_special_tokens(tok):  # e.g. BERTIN's tokenizer: exported models encode <s> ... </s>
-        attach_special_tokens(tok, "roberta")
+    ensure_special_tokens(tok, "roberta")  # e.g. BERTIN's tokenizer: exported models encode <s> ... </s>
     config = roberta_config(cfg.model, tok)
     config.architectures = ["RobertaForMaskedLM"]
     params = load_params(ckpt)

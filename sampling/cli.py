@@ -199,7 +199,8 @@ def run(input_, out, lm_dir, mode, text_key, id_key, tasks, workers, executor, s
     if b is not None and mode is None:
         mode = b.mode  # the boundaries only make sense in the mode they were estimated with
     stats = _errors(run_sample, input_, out, strategy=strategy, boundaries=b, target_fraction=target_fraction,
-                    target_docs=target_docs, target_tokens=target_tokens, seed=seed, scorer=_scorer(lm_dir, mode), tasks=tasks, workers=workers,
+                    target_docs=target_docs, target_tokens=target_tokens, seed=seed, scorer=_scorer(lm_dir, mode),
+                    tasks=tasks, workers=workers,
                     executor=executor, text_key=text_key, strict=strict, limit=limit, id_key=id_key, factor=factor,
                     width=width, rejects=rejects, max_chars=max_chars, boundary_docs=boundary_docs,
                     executor_options=_executor_options({**kw, "executor": executor, "out": out}))

@@ -347,9 +347,10 @@ def run_score(input, out_dir, *, scorer, tasks: int = 1, workers: int = 1, execu
 
 
 def run_sample(input, out_dir, *, strategy, boundaries=None, target_fraction: float | None = None,
-               target_docs: int | None = None, target_tokens: int | None = None, seed: int = 0, scorer=None, tasks: int = 1, workers: int = 1,
-               executor: str = "local", text_key: str = "text", strict: bool = False, limit: int | None = None,
-               id_key: str | None = None, factor: float | None = None, width: float | None = None,
+               target_docs: int | None = None, target_tokens: int | None = None, seed: int = 0, scorer=None,
+               tasks: int = 1, workers: int = 1, executor: str = "local", text_key: str = "text",
+               strict: bool = False, limit: int | None = None, id_key: str | None = None,
+               factor: float | None = None, width: float | None = None,
                rejects: bool = False, max_chars: int = DEFAULT_MAX_CHARS, boundary_docs: int = 10_000,
                executor_options: dict | None = None) -> dict:
     """Sample ``input`` into ``out_dir``; returns the stats (also in ``out_dir/stats.json``).
@@ -396,24 +397,22 @@ def run_sample(input, out_dir, *, strategy, boundaries=None, target_fraction: fl
             total = min(total, limit * tasks)
         target_fraction = min(1.0, target_docs / total)
         target = {"docs": target_docs, "input_records": total}
+    fraction_of = "fraction"  # what the target fraction counts: documents, or words
     if target_tokens is not None:
         total_words = count_words(input, text_key=text_key, max_chars=max_chars)
-        word_fraction = min(1.0, target_tokens / total_words)
-        # random keeps every word with the same probability: its factor is the word fraction itself
-        factor_ = (word_fraction if isinstance(strategy, RandomStrategy)
-                   else calibrate_factor(strategy, boundaries.word_sample(), word_fraction))
-        strategy = strategy.with_factor(factor_)
-        target = {"tokens": target_tokens, "input_words": total_words, "word_fraction": word_fraction}
-        if boundaries is not None:
-            target["expected_word_fraction_on_boundary_sample"] = expected_fraction(strategy, boundaries.word_sample())
+        target_fraction = min(1.0, target_tokens / total_words)
+        target = {"tokens": target_tokens, "input_words": total_words}
+        fraction_of = "word_fraction"
     if target_fraction is not None:
-        if isinstance(strategy, RandomStrategy):
-            strategy = strategy.with_factor(target_fraction)
-        else:
-            strategy = strategy.with_factor(calibrate_factor(strategy, boundaries.sample(), target_fraction))
-        target = {**(target or {}), "fraction": target_fraction}
-        if boundaries is not None:
-            target["expected_fraction_on_boundary_sample"] = expected_fraction(strategy, boundaries.sample())
+        # The calibration sample: perplexities per document, or weighted by words for a word target.
+        sample = None if boundaries is None else (
+            boundaries.word_sample() if target_tokens is not None else boundaries.sample())
+        # random keeps every document, hence every word, with the same probability: factor = fraction
+        strategy = strategy.with_factor(target_fraction if isinstance(strategy, RandomStrategy)
+                                        else calibrate_factor(strategy, sample, target_fraction))
+        target = {**(target or {}), fraction_of: target_fraction}
+        if sample is not None:
+            target[f"expected_{fraction_of}_on_boundary_sample"] = expected_fraction(strategy, sample)
     return _execute(input, out_dir, scorer=scorer, strategy=strategy, boundaries=boundaries, seed=seed, tasks=tasks,
                     workers=workers, executor=executor, text_key=text_key, strict=strict, limit=limit,
                     id_key=id_key, rejects=rejects, max_chars=max_chars, reuse=True,
