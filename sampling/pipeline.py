@@ -22,6 +22,7 @@ scratch, truncating any ``.partial`` shard a killed task left behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -29,24 +30,24 @@ import sys
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
-from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.utils.batching import batched
 from tqdm import tqdm
 
+if TYPE_CHECKING:
+    from sampling.strategies import Strategy
+
 from bertin_bench.io import read_json, write_json_atomic
 from bertin_bench.provenance import environment
-from sampling.boundaries import Boundaries, estimate_boundaries, iter_texts
 from sampling.io import (
     DATA_SUBDIR, DEFAULT_MAX_CHARS, DETAIL, SCORER_MANIFEST, SKIP, WHERE, InputSpec, ShardWriter,
     make_reader, parse_input, text_skip_reason,
 )
 from sampling.stats import HIST_BINS, HIST_HI, HIST_LO, LOGS, TASK_STATS, VALIDATE_STEP, aggregate
-from sampling.strategies import RandomStrategy, Strategy, calibrate_factor, expected_fraction, make_strategy
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +128,47 @@ class ScorePerplexity(PipelineStep):
             yield from batch
 
 
-class _NoDocStats:
-    """datatrove records every document's length in every step (3 stat updates per document);
-    our own stats count words once, in the sampler."""
+class DropFilter(PipelineStep):
+    """A filter step: ``filter_batch`` returns, per document, True (keep) or ``(False, reason)``.
 
-    def update_doc_stats(self, document: Document) -> None:
-        pass
+    datatrove's ``BaseFilter`` conventions -- ``total``/``forwarded``/``dropped`` and
+    ``dropped_<reason>`` in the task stats, dropped documents (with ``filter_reason``) to an
+    optional exclusion writer -- without importing it: ``datatrove.pipeline.filters.base_filter``
+    runs the ``filters`` and ``writers`` package inits, i.e. every datatrove filter plus the Hub
+    writer and huggingface_hub's whole API, 0.2 s of every command's start-up. It also skips
+    BaseFilter's per-document length stats (3 stat updates per document); our own stats count
+    words once, in the sampler.
+    """
+
+    type = "🔻 - FILTER"
+
+    def __init__(self, exclusion_writer=None, batch_size: int = 256):
+        super().__init__()
+        self.exclusion_writer = exclusion_writer
+        self.batch_size = batch_size
+
+    def filter_batch(self, batch: list[Document]) -> list:
+        raise NotImplementedError
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        with self.exclusion_writer or contextlib.nullcontext() as writer:
+            for batch in batched(data, self.batch_size):
+                for doc, result in zip(batch, self.filter_batch(batch)):
+                    keep, reason = result if isinstance(result, tuple) else (result, None)
+                    self.stat_update("total")
+                    if keep:
+                        self.stat_update("forwarded")
+                        yield doc
+                        continue
+                    self.stat_update("dropped")
+                    if reason:
+                        self.stat_update(f"dropped_{reason}")
+                    if writer is not None:
+                        doc.metadata["filter_reason"] = reason
+                        writer.write(doc, rank)
 
 
-class ValidateDocuments(_NoDocStats, BaseFilter):
+class ValidateDocuments(DropFilter):
     """Drops documents marked ``_skip`` with the reason as datatrove's drop reason
     (``dropped_<reason>`` in the task stats); writes them to the rejects; raises under strict."""
 
@@ -145,7 +178,10 @@ class ValidateDocuments(_NoDocStats, BaseFilter):
         super().__init__(exclusion_writer=exclusion_writer)
         self.strict = strict
 
-    def filter(self, doc: Document):
+    def filter_batch(self, batch: list[Document]) -> list:
+        return [self._check(doc) for doc in batch]
+
+    def _check(self, doc: Document):
         reason = doc.metadata.get(SKIP)
         if reason is None:
             return True
@@ -155,7 +191,7 @@ class ValidateDocuments(_NoDocStats, BaseFilter):
         return False, reason
 
 
-class PerplexitySampler(_NoDocStats, BaseFilter):
+class PerplexitySampler(DropFilter):
     """Keeps a document when keep_uniform(seed, key, pp) < strategy.keep_probability(pp); with no
     strategy keeps everything (``bench sample score``). Accumulates the per-task counters and
     histograms and writes them to ``stats_dir/NNNNN.json`` when the task's stream ends."""
@@ -171,14 +207,17 @@ class PerplexitySampler(_NoDocStats, BaseFilter):
         self.bounds = boundaries.as_tuple() if boundaries is not None else None
         self.use_id = use_id
 
-    def filter(self, doc: Document):  # pragma: no cover - filter_batch is the path used
-        return self.filter_batch([doc])[0]
-
     def filter_batch(self, batch: list[Document]):
-        pps = np.fromiter((d.metadata["perplexity"] for d in batch), dtype=float, count=len(batch))
-        probs = np.ones(len(batch)) if self.strategy is None else np.asarray(self.strategy.keep_probability(pps), dtype=float)
+        # float(): a stored integer perplexity must hash like the same float (keep_uniform uses repr)
+        pps = [float(d.metadata["perplexity"]) for d in batch]
+        if self.strategy is None:  # `bench sample score` keeps everything, and starts without numpy
+            probs = [1.0] * len(pps)
+        else:
+            import numpy as np
+
+            probs = np.asarray(self.strategy.keep_probability(np.asarray(pps, dtype=float)), dtype=float).tolist()
         out = []
-        for doc, pp, p in zip(batch, pps.tolist(), probs.tolist()):
+        for doc, pp, p in zip(batch, pps, probs):
             key = doc.id if self.use_id else doc.text
             keep = p >= 1.0 or (p > 0.0 and keep_uniform(self.seed, key, pp) < p)
             self._count(doc, pp, p, keep)
@@ -362,7 +401,10 @@ def run_sample(input, out_dir, *, strategy, boundaries=None, target_fraction: fl
     with ``target_tokens`` (whitespace words, the unit of ``tokens_kept``) it is calibrated on the
     sample's word-weighted perplexities so the expected kept fraction of the input's words hits it.
     """
+    # Here rather than at the top: they need numpy, which `bench sample score` does without (start-up).
+    from sampling.boundaries import Boundaries, estimate_boundaries
     from sampling.scorer import PerplexityScorer
+    from sampling.strategies import RandomStrategy, calibrate_factor, expected_fraction, make_strategy
 
     scorer = scorer or PerplexityScorer()
     given = [name for name, v in (("--target-fraction", target_fraction), ("--target-docs", target_docs),
@@ -421,6 +463,8 @@ def run_sample(input, out_dir, *, strategy, boundaries=None, target_fraction: fl
 
 def count_words(input, *, text_key: str = "text", max_chars: int = DEFAULT_MAX_CHARS) -> int:
     """Whitespace words of the valid documents of a local input: the base of ``--target-tokens``."""
+    from sampling.boundaries import iter_texts
+
     spec = parse_input(input)
     if spec.hf_dataset:
         raise SampleError("--target-tokens needs a local input (the size of a streamed Hub dataset is unknown); "
