@@ -37,14 +37,24 @@ def git_sha() -> str | None:
         return None
 
 
+def package_version(name: str) -> str | None:
+    """``importlib.metadata.version(name)``, or None when not installed. Reads the ``Version:``
+    header only: ``version()`` runs the whole METADATA file, long description included, through the
+    email parser (~1 ms per package, 11 ms of every command's start-up for the tracked ones)."""
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for line in (dist.read_text("METADATA") or dist.read_text("PKG-INFO") or "").splitlines():
+        if not line:  # end of the headers
+            break
+        if line.startswith("Version:"):
+            return line.partition(":")[2].strip()
+    return dist.version  # unusual metadata: let importlib find it
+
+
 def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return {name: package_version(name) for name in names}
 
 
 def now_iso() -> str:

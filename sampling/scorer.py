@@ -64,12 +64,15 @@ def _pp(log10_sum: float, length: int) -> float:
     return 10.0 ** (-log10_sum / length)
 
 
+_LAST_SPACE = 0x3000  # IDEOGRAPHIC SPACE, the highest code point with str.isspace()
+
+
 def _pieces_never_hold_whitespace(sp) -> bool:
     """Whether every whitespace character that survives CCNet normalization is turned into a
     piece boundary by this sentencepiece model (its normalizer maps it to a space). Then
     ``len(pieces) == len(" ".join(pieces).split())`` for every text."""
-    # Unicode has none above U+3000; a regex scan finds them 4x faster than a str.isspace() loop.
-    spaces = re.findall(r"\s", "".join(map(chr, range(0x10000))))
+    # Unicode has no whitespace above U+3000 (tested); a regex scan beats a str.isspace() loop 4x.
+    spaces = re.findall(r"\s", "".join(map(chr, range(_LAST_SPACE + 1))))
     return not any(ch.isspace() for ws in spaces
                    for piece in sp.encode_as_pieces(normalize(f"a{ws}b")) for ch in piece)
 

@@ -7,11 +7,12 @@ import json
 import math
 import pickle
 import shutil
+import sys
 
 import pytest
 
 from sampling.normalize import normalize_lines
-from sampling.scorer import PerplexityScorer
+from sampling.scorer import _LAST_SPACE, PerplexityScorer
 from tests.sampling import ccnet_reference as ref
 from tests.sampling.util import read_lines
 
@@ -35,6 +36,12 @@ def test_ccnet_mode_is_bit_compatible_with_edugp(kenlm_dir, ccnet_scorer, texts)
     slow.sp
     slow._pieces_are_words = False
     assert slow.perplexities(texts) == expected
+
+
+def test_whitespace_scan_stops_at_the_last_unicode_space():
+    # _pieces_never_hold_whitespace scans code points up to _LAST_SPACE only
+    spaces = [cp for cp in range(sys.maxunicode + 1) if chr(cp).isspace()]
+    assert max(spaces) == _LAST_SPACE
 
 
 def test_unknown_pieces_are_spelled_as_their_surface(ccnet_scorer, kenlm_dir):
