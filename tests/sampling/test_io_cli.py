@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pyarrow as pa
@@ -10,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from bertin_bench.cli import main
-from sampling.io import FlatReader, make_reader, parse_input
-from sampling.pipeline import run_score
+from sampling.io import FlatReader, InputSpec, make_reader, parse_input
+from sampling.pipeline import run_sample, run_score
 from tests.sampling.util import read_shards
 
 
@@ -63,6 +64,33 @@ def test_parquet_input_scores_like_jsonl(web_slice, ccnet_scorer, tmp_path):
     run_score(tmp_path / "part.parquet", tmp_path / "pq", scorer=ccnet_scorer)
     run_score(web_slice(60), tmp_path / "js", scorer=ccnet_scorer)
     assert read_shards(tmp_path / "pq") == read_shards(tmp_path / "js")
+
+
+def test_hub_reader_streams_like_the_flat_reader(web_slice, ccnet_scorer, tmp_path):
+    """The hf:// path (datatrove's Hub reader, `datasets` streaming) run on a local dataset directory,
+    since the Hub itself cannot be reached here: same records, same kept set, 1 or 2 tasks."""
+    lines = web_slice(200).read_text(encoding="utf-8").splitlines(keepends=True)
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    (dataset / "part-0.jsonl").write_text("".join(lines[:120]), encoding="utf-8")  # 2 files: 2 stream shards
+    (dataset / "part-1.jsonl").write_text("".join(lines[120:]), encoding="utf-8")
+    common = dict(strategy="random", factor=0.5, scorer=ccnet_scorer, seed=1)
+    hub = InputSpec(hf_dataset=str(dataset))
+    runs = {"flat": run_sample(dataset, tmp_path / "flat", **common),
+            "hub1": run_sample(hub, tmp_path / "hub1", **common),
+            "hub2": run_sample(hub, tmp_path / "hub2", tasks=2, workers=2, **common)}
+    records = {name: sorted(read_shards(tmp_path / name), key=lambda r: r["text"]) for name in runs}
+    # `datasets` types the JSON: "2022-03-08T16:05:33Z" comes back as a datetime (pyarrow converts
+    # zoned times to UTC and drops the zone), written in RFC 3339 without the "Z" (docs/sampling.md).
+    assert all(r["timestamp"].endswith("Z") for r in records["flat"])
+    for r in records["flat"]:
+        r["timestamp"] = r["timestamp"].removesuffix("Z")
+    assert records["flat"] == records["hub1"] == records["hub2"]
+    assert 70 < len(records["flat"]) < 130 and all(s["seen"] == 200 for s in runs.values())
+    # 2 tasks, 2 files: datatrove gives each task one stream shard, so both shards hold documents
+    shards = sorted((tmp_path / "hub2" / "data").glob("*.jsonl.gz"))
+    assert [p.name for p in shards] == ["00000.jsonl.gz", "00001.jsonl.gz"]
+    assert all(gzip.open(p, "rt").readline() for p in shards)
 
 
 def test_every_command_has_help_with_examples():
