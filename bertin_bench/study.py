@@ -240,7 +240,8 @@ class Study:
         return {"corpus": self.corpus_key(), "lm": dataclasses.asdict(self.cfg.lm)}
 
     def boundaries_key(self) -> dict:
-        return {"scored": self.score_key(), "n": self.cfg.sampling.boundary_docs}
+        # the first n documents of the corpus, scored with the LM (not the head of the scored shards)
+        return {"corpus_head": self.score_key(), "n": self.cfg.sampling.boundary_docs}
 
     def sample_key(self, arm: str) -> dict:
         s = self.cfg.sampling
@@ -361,7 +362,10 @@ class Study:
             return Boundaries.load(path)
         _fresh(out)
         self.echo(f"[1/4] boundaries from the first {self.cfg.sampling.boundary_docs:,} documents")
-        b = estimate_boundaries(str(self.scored()), scorer=self.scorer(), n_docs=self.cfg.sampling.boundary_docs,
+        # The first documents of the corpus, not of the scored shards: which documents a shard holds
+        # depends on the number of tasks, and the boundaries (hence every arm's kept set) must not.
+        # Re-scoring them costs seconds (10k documents at ~5k docs/s).
+        b = estimate_boundaries(self.corpus_input(), scorer=self.scorer(), n_docs=self.cfg.sampling.boundary_docs,
                                 text_key=self.cfg.corpus.text_key)
         b.save(path)
         _mark_stage(out, key, {"q1": b.q1, "q2": b.q2, "q3": b.q3})

@@ -150,3 +150,28 @@ def test_bad_study_configs_are_refused(tmp_path):
         load_study(bad)
     with pytest.raises(FileNotFoundError, match="demo"):
         load_study("no-such-study")
+
+
+def test_boundaries_and_samples_do_not_depend_on_the_task_count(tmp_path, web_sample, kenlm_dir):
+    """Boundaries come from the corpus's first documents, not from the scored shards (whose
+    contents depend on the task count), so each arm keeps the same documents with 1 or 3 tasks."""
+    import gzip
+
+    from bertin_bench.study import Study
+
+    kept, quartiles = {}, {}
+    for tasks in (1, 3):
+        root = tmp_path / f"t{tasks}"
+        root.mkdir()
+        cfg = load_study(_micro_config(root), [f"sampling.tasks={tasks}", "sampling.boundary_docs=250"])
+        study = Study(cfg, echo=lambda *_: None)
+        b = study.boundaries()
+        quartiles[tasks] = (b.q1, b.q2, b.q3)
+        study.sample("gaussian", b)
+        texts = set()
+        for shard in (cfg.work / "samples" / "gaussian" / "data").glob("*.jsonl.gz"):
+            with gzip.open(shard, "rt", encoding="utf-8") as f:
+                texts |= {json.loads(line)["text"] for line in f}
+        kept[tasks] = texts
+    assert quartiles[1] == quartiles[3]
+    assert kept[1] == kept[3] and 150 < len(kept[1]) < 450  # ~half of 600
