@@ -38,9 +38,6 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
 from tqdm import tqdm
 
-if TYPE_CHECKING:
-    from sampling.strategies import Strategy
-
 from bertin_bench.io import read_json, write_json_atomic
 from bertin_bench.provenance import environment
 from sampling.io import (
@@ -48,6 +45,9 @@ from sampling.io import (
     make_reader, parse_input, text_skip_reason,
 )
 from sampling.stats import HIST_BINS, HIST_HI, HIST_LO, LOGS, TASK_STATS, VALIDATE_STEP, aggregate
+
+if TYPE_CHECKING:  # imported where needed: numpy, which `bench sample score` starts without
+    from sampling.strategies import Strategy
 
 log = logging.getLogger(__name__)
 
