@@ -133,9 +133,7 @@ def main() -> None:
         best = {name: (float("inf"), None) for name in commands}
         for _ in range(args.repeat):
             for name, fn in commands.items():
-                t, out = best_of(1, fn)
-                if t < best[name][0]:
-                    best[name] = (t, out)
+                best[name] = min(best[name], best_of(1, fn), key=lambda timed: timed[0])
         (t_plain, plain_out), (t_cmd1, cmd1_out), (t_cmd2, cmd2_out), (t_start, _) = best.values()
         plain_pp = read_perplexities(plain_out)
         same_cmd = plain_pp == read_perplexities(cmd1_out) == read_perplexities(cmd2_out)

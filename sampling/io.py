@@ -28,10 +28,14 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from datatrove.data import Document, DocumentsPipeline
-from datatrove.pipeline.readers import HuggingFaceDatasetReader
-from datatrove.pipeline.readers.base import BaseReader
-from datatrove.pipeline.base import PipelineStep
+from sampling._lazy_hub import import_datatrove_io
+
+import_datatrove_io()  # before the datatrove imports below: see sampling/_lazy_hub.py
+
+from datatrove.data import Document, DocumentsPipeline  # noqa: E402
+from datatrove.pipeline.base import PipelineStep  # noqa: E402
+from datatrove.pipeline.readers import HuggingFaceDatasetReader  # noqa: E402
+from datatrove.pipeline.readers.base import BaseReader  # noqa: E402
 
 SHARD_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".parquet")
 HF_PREFIX = "hf://"
@@ -304,8 +308,8 @@ class ShardWriter(PipelineStep):
     A plain datatrove step rather than a ``JsonlWriter``: importing anything under
     ``datatrove.pipeline.writers`` runs that package's ``__init__``, which imports the Hub writer and
     with it huggingface_hub's whole API (0.16 s of every command's start-up), and none of
-    ``DiskWriter``'s machinery was used here anyway. It is also a filter's exclusion writer (rejects):
-    ``BaseFilter`` only needs ``with writer:`` and ``write(document, rank)``.
+    ``DiskWriter``'s machinery was used here anyway. It is also the rejects writer of
+    ``sampling.pipeline.DropFilter``, which only needs ``with writer:`` and ``write(document, rank)``.
     """
 
     name = "🐿 flat jsonl.gz shards"

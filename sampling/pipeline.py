@@ -32,19 +32,23 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from datatrove.data import Document, DocumentsPipeline
-from datatrove.executor import LocalPipelineExecutor
-from datatrove.pipeline.base import PipelineStep
-from datatrove.utils.batching import batched
-from tqdm import tqdm
+from sampling._lazy_hub import import_datatrove_io
 
-from bertin_bench.io import read_json, write_json_atomic
-from bertin_bench.provenance import environment
-from sampling.io import (
+import_datatrove_io()  # before the datatrove imports below: see sampling/_lazy_hub.py
+
+from datatrove.data import Document, DocumentsPipeline  # noqa: E402
+from datatrove.executor import LocalPipelineExecutor  # noqa: E402
+from datatrove.pipeline.base import PipelineStep  # noqa: E402
+from datatrove.utils.batching import batched  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from bertin_bench.io import read_json, write_json_atomic  # noqa: E402
+from bertin_bench.provenance import environment  # noqa: E402
+from sampling.io import (  # noqa: E402
     DATA_SUBDIR, DEFAULT_MAX_CHARS, DETAIL, SCORER_MANIFEST, SKIP, WHERE, InputSpec, ShardWriter,
     make_reader, parse_input, text_skip_reason,
 )
-from sampling.stats import HIST_BINS, HIST_HI, HIST_LO, LOGS, TASK_STATS, VALIDATE_STEP, aggregate
+from sampling.stats import HIST_BINS, HIST_HI, HIST_LO, LOGS, TASK_STATS, VALIDATE_STEP, aggregate  # noqa: E402
 
 if TYPE_CHECKING:  # imported where needed: numpy, which `bench sample score` starts without
     from sampling.strategies import Strategy

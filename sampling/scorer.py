@@ -18,7 +18,8 @@ Speed (see ``benchmarks/bench_scoring.py``): a batch of documents goes through o
 time: one normalization per document (NFD plus a replace of only the characters present), one
 ``sp.encode_as_ids`` (piece strings then come from a table: no Python string per piece) and one
 ``model.score`` per KenLM line, so per-document Python work is a handful of C calls. KenLM and
-sentencepiece load lazily on first use, and ``__getstate__`` drops them, so a scorer pickles cheaply into datatrove worker processes.
+sentencepiece load lazily on first use, and ``__getstate__`` drops them, so a scorer pickles cheaply
+into datatrove worker processes.
 """
 
 from __future__ import annotations

@@ -155,9 +155,8 @@ def test_bad_study_configs_are_refused(tmp_path):
 def test_boundaries_and_samples_do_not_depend_on_the_task_count(tmp_path, web_sample, kenlm_dir):
     """Boundaries come from the corpus's first documents, not from the scored shards (whose
     contents depend on the task count), so each arm keeps the same documents with 1 or 3 tasks."""
-    import gzip
-
     from bertin_bench.study import Study
+    from tests.sampling.util import read_shards
 
     kept, quartiles = {}, {}
     for tasks in (1, 3):
@@ -168,10 +167,6 @@ def test_boundaries_and_samples_do_not_depend_on_the_task_count(tmp_path, web_sa
         b = study.boundaries()
         quartiles[tasks] = (b.q1, b.q2, b.q3)
         study.sample("gaussian", b)
-        texts = set()
-        for shard in (cfg.work / "samples" / "gaussian" / "data").glob("*.jsonl.gz"):
-            with gzip.open(shard, "rt", encoding="utf-8") as f:
-                texts |= {json.loads(line)["text"] for line in f}
-        kept[tasks] = texts
+        kept[tasks] = {r["text"] for r in read_shards(cfg.work / "samples" / "gaussian")}
     assert quartiles[1] == quartiles[3]
     assert kept[1] == kept[3] and 150 < len(kept[1]) < 450  # ~half of 600

@@ -21,9 +21,18 @@ def test_sample_commands_start_without_heavy_imports():
     assert json.loads(res.stdout) == []
 
 
+def test_modules_without_datatrove_do_not_load_it():
+    # the stand-ins are installed by the modules that import datatrove, not by the package, so
+    # `bench lm train` and anything that only normalizes or scores stays light
+    code = ("import sys, json; import sampling.normalize, sampling.scorer, sampling.lm; "
+            "print(json.dumps([m for m in ('datatrove.io', 'fsspec', 'loguru') if m in sys.modules]))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(res.stdout) == []
+
+
 def test_lazy_hub_stand_ins_are_exact(tmp_path):
     code = """
-import json, sampling, datatrove.io, huggingface_hub
+import json, sampling.io, datatrove.io, huggingface_hub
 from sampling import _lazy_hub
 checks = {
     "stand_in_in_datatrove": datatrove.io.HfFileSystem is _lazy_hub.HfFileSystem,
