@@ -22,7 +22,7 @@ COMMANDS = {
     "leaderboard": ("benchmark.cli:leaderboard", "Rebuild results/leaderboard.{csv,md} from result files."),
     "compare": ("benchmark.cli:compare", "Compare models per task with a significance test."),
     "ls": ("benchmark.cli:ls", "List the task and model registries."),
-    "study": ("bertin_bench.study:study", "The strategy study end to end: sample, pre-train, benchmark."),
+    "study": ("study.cli:study", "The strategy study end to end: sample, pre-train, benchmark."),
 }
 
 

@@ -9,7 +9,8 @@ import yaml
 from click.testing import CliRunner
 
 from bertin_bench.cli import main
-from bertin_bench.study import CONTROL, STAGE_FILE, load_study
+from study.config import CONTROL, load_study
+from study.layout import MARK as STAGE_FILE
 
 TOKENS_PER_STEP = 4 * 128  # batch 4 x seq 128 below
 
@@ -131,7 +132,7 @@ def test_presets_validate(name, data_dir):
     cfg = load_study(name)
     assert cfg.sampling.strategies
     # The same pre-training config for every arm, except where the data comes from.
-    from bertin_bench.study import Study
+    from study.run import Study
 
     study = Study(cfg)
     first, *others = [study.pretrain_config(a).to_dict() for a in cfg.arms]
@@ -155,7 +156,7 @@ def test_bad_study_configs_are_refused(tmp_path):
 def test_boundaries_and_samples_do_not_depend_on_the_task_count(tmp_path, web_sample, kenlm_dir):
     """Boundaries come from the corpus's first documents, not from the scored shards (whose
     contents depend on the task count), so each arm keeps the same documents with 1 or 3 tasks."""
-    from bertin_bench.study import Study
+    from study.run import Study
     from tests.sampling.util import read_shards
 
     kept, quartiles = {}, {}
@@ -170,3 +171,23 @@ def test_boundaries_and_samples_do_not_depend_on_the_task_count(tmp_path, web_sa
         kept[tasks] = {r["text"] for r in read_shards(cfg.work / "samples" / "gaussian")}
     assert quartiles[1] == quartiles[3]
     assert kept[1] == kept[3] and 150 < len(kept[1]) < 450  # ~half of 600
+
+
+def test_pretrain_config_is_built_from_objects_not_strings(tmp_path, data_dir):
+    """The study hands pre-training typed values: a work dir with a comma, a space and a '#' stays
+    one path (as YAML override strings it became two paths, or a parse error)."""
+    from study.run import Study
+
+    odd = tmp_path / "a, b #c d"
+    cfg = load_study(_micro_config(tmp_path), [])
+    cfg.work_dir = str(odd / "work")
+    study = Study(cfg)
+    for arm in cfg.arms:
+        pcfg = study.pretrain_config(arm)
+        assert pcfg.data.train_files == [str(odd / "work" / "samples" / arm / "data")]
+        assert pcfg.data.eval_files == [str(odd / "work" / "corpus" / "heldout.jsonl.gz")]
+        assert pcfg.out_dir == str(odd / "work" / "models" / arm / "run")
+        assert pcfg.training.max_tokens == cfg.pretraining.train_tokens
+        assert pcfg.name == f"micro-{arm}"
+    # the study's own overrides still reach the preset
+    assert study.pretrain_config("random").model.hidden_size == 32

@@ -1,7 +1,5 @@
-"""The study's figures, drawn from the stage outputs on disk (sampling stats, metrics logs).
-
-Each function writes one PNG atomically and returns its path (None when there is nothing to draw).
-"""
+"""The study's figures: where each strategy takes its documents from, keep rate by source, and
+pre-training loss curves (the task-score figure is the benchmark's comparison plot)."""
 
 from __future__ import annotations
 
@@ -9,38 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bertin_bench.io import atomic_path
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _finish(fig, ax, title: str, out: Path, grid_axis: str = "both") -> Path:
-    """The common end of every figure: title, legend, grid, layout, atomic save."""
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(axis=grid_axis, alpha=0.3)
-    fig.tight_layout()
-    return _save(fig, out)
-
-
-def _save(fig, out: Path) -> Path:
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png")
-    _plt().close(fig)
-    return Path(out)
+from bertin_bench import plotting
 
 
 def perplexity_histograms(samples: dict[str, dict], boundaries, out: Path) -> Path | None:
     """Perplexity distribution of the whole corpus and of each arm's kept documents (log scale),
     with the quartile boundaries: where each strategy takes its documents from."""
-    plt = _plt()
+    plt = plotting.pyplot()
     arms = {a: s["histogram"] for a, s in samples.items() if s.get("histogram")}
     if not arms:
         return None
@@ -65,13 +38,13 @@ def perplexity_histograms(samples: dict[str, dict], boundaries, out: Path) -> Pa
         ax.text(q, top * (0.97 - 0.07 * i), f" {name}", fontsize=8, va="top")  # staggered: Q1/median are close
     ax.set_xlabel("document perplexity (KenLM, log scale)")
     ax.set_ylabel("share of corpus documents")
-    return _finish(fig, ax, "Which documents each sampling strategy keeps", out)
+    return plotting.finish(fig, ax, "Which documents each sampling strategy keeps", out)
 
 
 def kept_by_source(samples: dict[str, dict], out: Path) -> Path | None:
     """Keep rate per document source (news, tweets, lyrics, ...) for each arm: the quality signal
     perplexity sampling is meant to pick up."""
-    plt = _plt()
+    plt = plotting.pyplot()
     arms = {a: s.get("by_source") or {} for a, s in samples.items()}
     sources = sorted({src for by in arms.values() for src in by})
     if not sources:
@@ -84,14 +57,14 @@ def kept_by_source(samples: dict[str, dict], out: Path) -> Path | None:
         ax.bar(x + i * width - 0.4 + width / 2, rates, width, label=arm)
     ax.set_xticks(x, sources, rotation=20, ha="right")
     ax.set_ylabel("kept share of the source's documents")
-    return _finish(fig, ax, "Keep rate by source", out, grid_axis="y")
+    return plotting.finish(fig, ax, "Keep rate by source", out, grid_axis="y")
 
 
 def loss_curves(run_dirs: dict[str, Path], out: Path) -> Path | None:
     """Held-out MLM loss (and training loss, faint) against steps, one line per arm."""
     from pretraining.plots import METRICS_FILE, read_metrics
 
-    plt = _plt()
+    plt = plotting.pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     drawn = False
     for arm, run_dir in run_dirs.items():
@@ -108,8 +81,8 @@ def loss_curves(run_dirs: dict[str, Path], out: Path) -> Path | None:
             ax.plot(*zip(*train), lw=0.8, alpha=0.35, color=line.get_color() if line else None)
             drawn = True
     if not drawn:
-        _plt().close(fig)
+        plt.close(fig)
         return None
     ax.set_xlabel("step (equal tokens per step for every arm)")
     ax.set_ylabel("MLM cross-entropy (nats)")
-    return _finish(fig, ax, "Pre-training loss by sampling strategy", out)
+    return plotting.finish(fig, ax, "Pre-training loss by sampling strategy", out)

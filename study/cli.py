@@ -1,0 +1,47 @@
+"""``bench study``: run a sampling-strategy study, or print its plan."""
+
+from __future__ import annotations
+
+import click
+
+from bertin_bench.errors import user_errors
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("config")
+@click.argument("overrides", nargs=-1)
+@click.option("--dry-run", is_flag=True, help="Print the plan (stages, token budgets, steps) and exit.")
+@user_errors
+def study(config: str, overrides: tuple[str, ...], dry_run: bool) -> None:
+    """Run a sampling-strategy study: sample, pre-train at equal token budgets, benchmark.
+
+    CONFIG is a preset name (demo, small, base: configs/study/NAME.yaml) or a YAML path;
+    OVERRIDES are dotted ``section.key=value`` pairs. Every stage is skipped when its output
+    exists and matches the config, so re-running resumes.
+
+    \b
+    Examples:
+      bench study demo                      # tiny model, a few thousand documents, ~5 min on 2 CPU cores
+      bench study small                     # the published CPU study
+      bench study base --dry-run            # BERTIN's setup on mC4-es: the plan only
+      bench study demo benchmark.seeds=2 sampling.strategies=[random,gaussian]
+    """
+    from study.config import load_study
+    from study.plan import plan
+    from study.run import Study
+
+    cfg = load_study(config, overrides)
+    runner = Study(cfg)
+    if dry_run:
+        click.echo("\n".join(plan(runner)))
+        return
+    report = runner.run()
+    lay = runner.layout
+    click.echo("")
+    for path in (lay.leaderboard_md, lay.comparison_md):
+        if path.is_file():
+            click.echo(path.read_text(encoding="utf-8"))
+    click.echo(f"study {cfg.name} finished in {report['seconds'] / 60:.1f} min")
+    click.echo(f"results: {lay.results}")
+    for name, path in report["figures"].items():
+        click.echo(f"  figure ({name}): {path}")

@@ -1,0 +1,56 @@
+"""``bench study --dry-run``: what the study would do, with token budgets and step counts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bertin_bench import markers
+from study.config import CONTROL
+from study.layout import MARK
+
+if TYPE_CHECKING:
+    from study.run import Study
+
+
+def plan(study: "Study") -> list[str]:
+    cfg, lay = study.cfg, study.layout
+    c, s, p, b = cfg.corpus, cfg.sampling, cfg.pretraining, cfg.benchmark
+
+    def state(out, key) -> str:
+        return "done" if markers.is_done(out, key, MARK) else "to do"
+
+    lines = [f"study {cfg.name}: work dir {lay.work}, results {lay.results}",
+             f"corpus: {c.input}" + (f", first {c.heldout_docs:,} documents held out as every arm's common "
+                                     f"evaluation text" if c.heldout_docs else "")
+             + (f", then {c.limit:,} documents" if c.limit else ""),
+             f"LM: {cfg.lm.model_dir} (mode {cfg.lm.mode}): score the corpus once "
+             f"[{state(lay.scored_dir, study.score_key())}], boundaries from {s.boundary_docs:,} documents"]
+    n_docs = c.limit or c.approx_docs
+    for arm in cfg.arms:
+        frac = 1.0 if arm == CONTROL else s.target_fraction
+        kept = f"~{int(n_docs * frac):,} documents" if n_docs else "size known after sampling"
+        if n_docs and c.approx_tokens_per_doc:
+            kept += f", ~{n_docs * frac * c.approx_tokens_per_doc:,.0f} tokens"
+        lines.append(f"  sample {arm:<9} keep {frac:.0%} -> {kept}  [{state(lay.sample_dir(arm), study.sample_key(arm))}]")
+    pcfg = study.pretrain_config(cfg.arms[0])
+    t = pcfg.training
+    per_step = t.batch_size * t.seq_len
+    lines.append(f"tokenizer: {study.tokenizer_path()}" + ("" if cfg.tokenizer.path else
+                 f" (trained once, vocab {cfg.tokenizer.vocab_size:,})"))
+    lines.append(f"pre-training: preset {p.preset}, {pcfg.model.num_hidden_layers} layers x {pcfg.model.hidden_size} "
+                 f"hidden, vocab {pcfg.model.vocab_size:,}")
+    lines.append(f"  budget {p.train_tokens:,} tokens per arm = {pcfg.total_steps:,} steps x {t.batch_size} "
+                 f"sequences x {t.seq_len} tokens ({per_step:,} tokens/step; warmup {pcfg.schedule.warmup_steps:,})")
+    if n_docs and c.approx_tokens_per_doc:
+        epochs = p.train_tokens / (n_docs * s.target_fraction * c.approx_tokens_per_doc)
+        lines.append(f"  ~{epochs:.2f} epochs over each {s.target_fraction:.0%} sample")
+    for arm in cfg.arms:
+        lines.append(f"  pre-train {arm:<9} -> {lay.model_dir(arm)}  "
+                     f"[{state(lay.model_stage_dir(arm), study.pretrain_key(arm))}]")
+    lim = ""
+    if b.limit_train or b.limit_eval:
+        lim = f" (limits: train {b.limit_train}, eval {b.limit_eval})"
+    lines.append(f"benchmark: {', '.join(b.tasks)} x {b.seeds} seeds x {len(cfg.arms)} models"
+                 f" = {len(b.tasks) * b.seeds * len(cfg.arms)} fine-tuning runs{lim}")
+    lines.append(f"outputs: {lay.leaderboard_md}, comparison, figures/")
+    return lines

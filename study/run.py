@@ -1,0 +1,322 @@
+"""The study's stages, in order: split -> score -> boundaries -> sample -> tokenizer -> pre-train
+-> benchmark -> report.
+
+For each sampling strategy (and optionally the unsampled corpus as a control) the study
+
+1. scores the corpus once, then samples it with ONE set of perplexity boundaries and a common
+   target fraction per strategy,
+2. pre-trains a model from scratch on each sample with the same model, tokenizer, seed and the
+   same number of training tokens (BERTIN's comparison was confounded: its 50M-document cap read
+   different stretches of mC4 for each strategy; here every model sees exactly ``train_tokens``,
+   re-reading its sample for more epochs when the sample is smaller),
+3. fine-tunes every model on every task with N seeds,
+4. writes the leaderboard, the comparison with significance, and the figures.
+
+Each stage's output records the *key* of what it depends on (:mod:`bertin_bench.markers`); a
+rerun skips a stage whose key matches and redoes one whose key changed, so a changed config redoes
+that stage and everything downstream of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gzip
+import itertools
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import click
+
+from bertin_bench import markers, paths
+from bertin_bench.io import atomic_path, write_json_atomic
+from study.config import CONTROL, StudyConfig
+from study.layout import MARK, Layout
+
+log = logging.getLogger("bench.study")
+
+
+def fresh(out: Path) -> None:
+    """Remove a stale stage output (made from another config): only ever a directory of the work
+    dir that a study stage created, never a user's path."""
+    if out.exists():
+        log.warning("config changed: redoing %s", out)
+        shutil.rmtree(out)
+
+
+@contextlib.contextmanager
+def compilation_cache(directory: Path):
+    """Keep XLA's compiled programs on disk while the study runs. Every arm has the same
+    architecture, so each fine-tuning run after the first of its task and padded length reuses
+    the programs instead of recompiling (measured: 20 s of a 45 s capped CPU run). Results are
+    unchanged: the cache holds the very executable a compile would produce. A cache directory set
+    by ``JAX_COMPILATION_CACHE_DIR`` wins. The previous settings come back afterwards, so a
+    caller's process is not left writing into this study's directory."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    before = {name: getattr(jax.config, name) for name in names}
+    if not before["jax_compilation_cache_dir"]:
+        jax.config.update("jax_compilation_cache_dir", str(directory))
+    # JAX caches only compiles over 1 s by default; the evaluation steps take less, yet add up.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    cc.reset_cache()  # JAX reads the setting once, at its first compile: make it read it again
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            jax.config.update(name, value)
+        cc.reset_cache()
+
+
+def sample_summary(stats: dict) -> dict:
+    """The parts of a sampling stats.json a study reports (kept fraction, tokens, per source)."""
+    keep = ("seen", "kept", "kept_fraction", "expected_fraction", "tokens_kept", "skipped", "strategy",
+            "by_source", "histogram")
+    return {k: stats[k] for k in keep if k in stats}
+
+
+class Study:
+    def __init__(self, cfg: StudyConfig, echo=click.echo):
+        self.cfg = cfg
+        self.echo = echo
+        self.layout = Layout(cfg.work, cfg.results)
+
+    # -- keys: what each stage's output depends on (a change redoes it and what follows) -------
+
+    def corpus_key(self) -> dict:
+        c = self.cfg.corpus
+        return {"input": c.input, "text_key": c.text_key, "limit": c.limit, "heldout_docs": c.heldout_docs}
+
+    def score_key(self) -> dict:
+        return {"corpus": self.corpus_key(), "lm": dataclasses.asdict(self.cfg.lm)}
+
+    def boundaries_key(self) -> dict:
+        # the first n documents of the corpus, scored with the LM (not the head of the scored shards)
+        return {"corpus_head": self.score_key(), "n": self.cfg.sampling.boundary_docs}
+
+    def sample_key(self, arm: str) -> dict:
+        s = self.cfg.sampling
+        return {"boundaries": self.boundaries_key(), "arm": arm, "target_fraction": s.target_fraction, "seed": s.seed}
+
+    def tokenizer_key(self) -> dict:
+        t = self.cfg.tokenizer
+        if t.path:
+            return {"path": t.path}
+        return {"train_on": [self.sample_key(a) for a in self.cfg.arms], "vocab_size": t.vocab_size}
+
+    def pretrain_key(self, arm: str) -> dict:
+        p = self.cfg.pretraining
+        return {"sample": self.sample_key(arm), "tokenizer": self.tokenizer_key(), "preset": p.preset,
+                "overrides": list(p.overrides), "train_tokens": p.train_tokens}
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def source_input(self) -> str:
+        return paths.resolve_spec(self.cfg.corpus.input)
+
+    def corpus_input(self) -> str:
+        """What every arm samples from: the input itself, or what the held-out split and the
+        limit leave of it."""
+        c = self.cfg.corpus
+        if c.limit is None and not c.heldout_docs:
+            return self.source_input()
+        self.corpus_split()
+        return str(self.layout.corpus_file)
+
+    def lm_dir(self) -> str:
+        return paths.resolve_spec(self.cfg.lm.model_dir)
+
+    def tokenizer_path(self) -> str:
+        t = self.cfg.tokenizer
+        return t.path if t.path else str(self.layout.tokenizer_dir)
+
+    def scorer(self):
+        from sampling.scorer import PerplexityScorer
+
+        return PerplexityScorer(self.lm_dir(), mode=self.cfg.lm.mode)
+
+    # -- 0. the held-out split -----------------------------------------------------------------
+
+    def corpus_split(self) -> Path:
+        """``heldout.jsonl.gz`` (the first ``heldout_docs`` records) and ``corpus.jsonl.gz`` (the
+        next ``limit`` records, or all the rest) of a local JSONL input, copied verbatim.
+
+        A split on disk also keeps "the first N documents" independent of the number of tasks
+        (the sampling stage's ``--limit`` is per task, datatrove's convention).
+        """
+        c = self.cfg.corpus
+        out, key = self.layout.corpus_dir, self.corpus_key()
+        if markers.is_done(out, key, MARK):
+            return out
+        fresh(out)
+        source = Path(self.source_input())
+        if not source.is_file() or not source.name.endswith((".jsonl", ".jsonl.gz")):
+            raise ValueError(f"corpus.heldout_docs / corpus.limit need a single local .jsonl(.gz) input, got "
+                             f"{c.input} (set corpus.heldout_docs: 0 and corpus.limit: null for other inputs)")
+        opener = gzip.open if source.name.endswith(".gz") else open
+        counts = {}
+        with opener(source, "rb") as src:
+            for name, path, n in (("heldout", self.layout.heldout_file, c.heldout_docs),
+                                  ("corpus", self.layout.corpus_file, c.limit)):
+                with atomic_path(path) as tmp, gzip.open(tmp, "wb", compresslevel=3) as dst:
+                    counts[name] = 0
+                    for line in itertools.islice(src, n):
+                        dst.write(line)
+                        counts[name] += 1
+        if c.heldout_docs and counts["heldout"] < c.heldout_docs:
+            raise ValueError(f"{source} has only {counts['heldout']} records for corpus.heldout_docs={c.heldout_docs}")
+        markers.mark_done(out, key, {"records": counts, "source": str(source)}, name=MARK)
+        return out
+
+    # -- 1. score once, then boundaries -------------------------------------------------------
+
+    def scored(self) -> Path:
+        """Score the corpus once; every arm then samples from these shards, reusing the stored
+        perplexities (scoring is the expensive part: on mC4 it is most of the sampling cost)."""
+        from sampling.pipeline import run_score
+
+        out, key = self.layout.scored_dir, self.score_key()
+        if not markers.is_done(out, key, MARK):
+            fresh(out)
+            s = self.cfg.sampling
+            self.echo(f"[1/4] score {self.cfg.corpus.input} with {self.cfg.lm.model_dir} ({self.cfg.lm.mode})")
+            stats = run_score(self.corpus_input(), out, scorer=self.scorer(), tasks=s.tasks, workers=s.workers,
+                              text_key=self.cfg.corpus.text_key)
+            markers.mark_done(out, key, {k: stats.get(k) for k in ("records", "seen", "skipped")}, name=MARK)
+        return out
+
+    def boundaries(self):
+        from sampling.boundaries import Boundaries, estimate_boundaries
+
+        out, key, path = self.layout.boundaries_dir, self.boundaries_key(), self.layout.boundaries_file
+        if markers.is_done(out, key, MARK):
+            return Boundaries.load(path)
+        fresh(out)
+        self.echo(f"[1/4] boundaries from the first {self.cfg.sampling.boundary_docs:,} documents")
+        # The first documents of the corpus, not of the scored shards: which documents a shard holds
+        # depends on the number of tasks, and the boundaries (hence every arm's kept set) must not.
+        # Re-scoring them costs seconds (10k documents at ~5k docs/s).
+        b = estimate_boundaries(self.corpus_input(), scorer=self.scorer(), n_docs=self.cfg.sampling.boundary_docs,
+                                text_key=self.cfg.corpus.text_key)
+        b.save(path)
+        markers.mark_done(out, key, {"q1": b.q1, "q2": b.q2, "q3": b.q3}, name=MARK)
+        return b
+
+    # -- 2. samples --------------------------------------------------------------------------
+
+    def sample(self, arm: str, boundaries) -> dict:
+        from sampling.pipeline import run_sample
+        from sampling.strategies import make_strategy
+
+        out, key = self.layout.sample_dir(arm), self.sample_key(arm)
+        if markers.is_done(out, key, MARK):
+            return markers.summary(out, MARK)
+        fresh(out)
+        s = self.cfg.sampling
+        if arm == CONTROL:
+            # The control keeps every document: same pipeline, same shard format, p = 1.
+            strategy, target = make_strategy("random", factor=1.0), None
+        else:
+            strategy, target = make_strategy(arm, boundaries), s.target_fraction
+        self.echo(f"[2/4] sample {arm}: target fraction {target if target else 1.0}")
+        stats = run_sample(str(self.scored()), out, strategy=strategy, boundaries=boundaries,
+                           target_fraction=target, seed=s.seed, scorer=self.scorer(), tasks=s.tasks,
+                           workers=s.workers, text_key=self.cfg.corpus.text_key)
+        markers.mark_done(out, key, sample_summary(stats), name=MARK)
+        return markers.summary(out, MARK)
+
+    # -- 3. tokenizer + pre-training ---------------------------------------------------------
+
+    def tokenizer(self) -> None:
+        if self.cfg.tokenizer.path:
+            return
+        from pretraining.tokenizer import train_bpe
+
+        out, key = self.layout.tokenizer_dir, self.tokenizer_key()
+        if markers.is_done(out, key, MARK):
+            return
+        fresh(out)
+        files = [str(self.layout.sample_data(a)) for a in self.cfg.arms]
+        self.echo(f"[3/4] one byte-level BPE ({self.cfg.tokenizer.vocab_size:,}) on the union of the samples")
+        train_bpe(files, out, vocab_size=self.cfg.tokenizer.vocab_size)
+        markers.mark_done(out, key, {"vocab_size": self.cfg.tokenizer.vocab_size}, name=MARK)
+
+    def pretrain_config(self, arm: str):
+        """The typed pre-training config of one arm: the preset and the study's overrides, then the
+        arm's paths and the token budget set on the objects (never as strings to re-parse, so a
+        work dir with a comma, a space or a '#' is just a path). Everything but the data is
+        identical across arms."""
+        from pretraining.config import load_config
+
+        p, lay = self.cfg.pretraining, self.layout
+        base = load_config(p.preset, p.overrides)
+        data = dataclasses.replace(base.data, train_files=[str(lay.sample_data(arm))])
+        if self.cfg.corpus.heldout_docs:
+            data = dataclasses.replace(data, eval_files=[str(lay.heldout_file)], eval_docs=self.cfg.corpus.heldout_docs)
+        cfg = dataclasses.replace(
+            base,
+            name=self.cfg.model_name(arm),
+            out_dir=str(lay.run_dir(arm)),
+            data=data,
+            tokenizer=dataclasses.replace(base.tokenizer, path=self.tokenizer_path()),
+            training=dataclasses.replace(base.training, max_tokens=p.train_tokens),
+        )
+        cfg.validate()
+        return cfg
+
+    def pretrain(self, arm: str) -> dict:
+        """Train and export one arm; returns the training summary."""
+        from pretraining.checkpoint import export_hf
+        from pretraining.train import train
+
+        out, key = self.layout.model_stage_dir(arm), self.pretrain_key(arm)
+        if markers.is_done(out, key, MARK):
+            return markers.summary(out, MARK)
+        fresh(out)
+        cfg = self.pretrain_config(arm)
+        self.echo(f"[3/4] pre-train {arm}: {cfg.total_steps:,} steps x {cfg.training.batch_size} x "
+                  f"{cfg.training.seq_len} = {self.cfg.pretraining.train_tokens:,} tokens budget")
+        summary = train(cfg, resume=True)
+        export_hf(summary["final_checkpoint"], self.layout.model_dir(arm))
+        summary = {**summary, "run_dir": str(self.layout.run_dir(arm)), "model_dir": str(self.layout.model_dir(arm))}
+        markers.mark_done(out, key, summary, name=MARK)
+        return summary
+
+    # -- 4. benchmark ------------------------------------------------------------------------
+
+    def benchmark(self, arm: str) -> list[Path]:
+        from benchmark.runner import run_benchmark
+
+        b = self.cfg.benchmark
+        self.echo(f"[4/4] benchmark {arm}: {len(b.tasks)} tasks x {b.seeds} seeds")
+        # Runs done with this model (content hash) and setting are skipped; a retrained model or a
+        # changed benchmark config redoes exactly the runs it made stale.
+        return run_benchmark(str(self.layout.model_dir(arm)), b.tasks, seeds=b.seeds, results_dir=self.layout.results,
+                             overrides=b.overrides or None, limit_train=b.limit_train, limit_eval=b.limit_eval,
+                             model_name=self.cfg.model_name(arm), redo_stale=True)
+
+    # -- the whole study ---------------------------------------------------------------------
+
+    def run(self) -> dict:
+        from study.report import write_report
+
+        t0 = time.time()
+        arms = self.cfg.arms
+        # sample: one set of boundaries, every arm from the same scored shards
+        boundaries = self.boundaries()
+        samples = {arm: self.sample(arm, boundaries) for arm in arms}
+        # tokenizer: one for every arm (trained on the union of the samples, or given)
+        self.tokenizer()
+        # JAX stages after sampling, whose workers fork without JAX; one compile cache for all arms
+        with compilation_cache(self.layout.jax_cache):
+            # pre-train: every arm at the same token budget, exported for the benchmark
+            pretrained = {arm: self.pretrain(arm) for arm in arms}
+            # benchmark: every model on every task and seed
+            for arm in arms:
+                self.benchmark(arm)
+        # report: leaderboard, comparison, figures, study.json
+        return write_report(self, boundaries, samples, pretrained, seconds=time.time() - t0)
