@@ -1,7 +1,7 @@
 """Scoring speed: PerplexityScorer / `bench sample score` vs a straightforward ccnet implementation.
 
-    python benchmarks/bench_scoring.py            # 20,000 documents of web_es_mix.jsonl.gz
-    python benchmarks/bench_scoring.py --quick    # 2,000 documents, one repeat
+    python perf/bench_scoring.py            # 20,000 documents of web_es_mix.jsonl.gz
+    python perf/bench_scoring.py --quick    # 2,000 documents, one repeat
 
 (a) scoring alone, one core: ``PerplexityScorer(mode="ccnet").perplexities`` vs edugp's
     ``KenlmModel.get_perplexity`` transcribed (regex/char-loop normalization, ``encode_as_pieces``,

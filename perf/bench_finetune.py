@@ -10,8 +10,8 @@ linear schedule, ``jax.pmap`` over local devices with ``shard`` and ``pmean`` of
 Throughput is training examples per second over the epochs after the first (the first epoch
 includes XLA compilation, reported separately as "first epoch s"). Target: ours >= 1.0x.
 
-    python benchmarks/bench_finetune.py            # 2048 CoNLL-2002 NER sentences, 3 epochs
-    python benchmarks/bench_finetune.py --quick    # 256 sentences, 3 epochs
+    python perf/bench_finetune.py            # 2048 CoNLL-2002 NER sentences, 3 epochs
+    python perf/bench_finetune.py --quick    # 256 sentences, 3 epochs
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ decay), same run. What differs is what the project adds:
   packing, masking) running in a background thread, as ``bench pretrain`` trains.
 
 Usage:
-    python benchmarks/bench_pretrain_step.py            # tiny and small presets
-    python benchmarks/bench_pretrain_step.py --quick    # tiny only, fewer steps
-    python benchmarks/bench_pretrain_step.py --presets small --steps 10 --batch-size 32
+    python perf/bench_pretrain_step.py            # tiny and small presets
+    python perf/bench_pretrain_step.py --quick    # tiny only, fewer steps
+    python perf/bench_pretrain_step.py --presets small --steps 10 --batch-size 32
 """
 
 from __future__ import annotations
