@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-
 import click
 
-_EXPECTED = (KeyError, ValueError, FileNotFoundError, FileExistsError, OSError)
-
-
-def _clean_errors(fn):
-    """Expected failures (bad names, bad data, missing files) become one clear line, no traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except _EXPECTED as err:
-            msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-            raise click.ClickException(str(msg)) from err
-
-    return wrapper
+from bertin_bench.errors import user_errors
 
 
 def _parse_set(values: tuple[str, ...]) -> dict:
@@ -40,7 +24,9 @@ def _parse_set(values: tuple[str, ...]) -> dict:
 @click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False), help="Where result files go.")
 @click.option("--force", is_flag=True, help="Rerun and replace runs whose result files exist.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a hyperparameter: learning_rate, batch_size, epochs, max_length, warmup_ratio, weight_decay, eval_batch_size.")
+              help="Override a hyperparameter (learning_rate, batch_size, epochs, max_length, warmup_ratio, weight_decay, "
+                   "eval_batch_size) or, for one task, a local data file (train_file, validation_file, test_file: "
+                   "a path in the data directory, or absolute).")
 @click.option("--limit-train", type=click.IntRange(1), help="Use only the first N training examples (quick runs; marked in results and leaderboard).")
 @click.option("--limit-eval", type=click.IntRange(1), help="Use only the first N validation and test examples.")
 @click.option("--model-name", help="Display name for a local directory (default: the directory name).")
@@ -48,7 +34,7 @@ def _parse_set(values: tuple[str, ...]) -> dict:
 @click.option("--source", type=click.Choice(["auto", "local", "hub"]), default="auto", show_default=True,
               help="Task data: local files in the data directory, the Hub, or local when present.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when the output is a terminal).")
-@_clean_errors
+@user_errors
 def run(model, tasks, seeds, results_dir, force, overrides, limit_train, limit_eval, model_name, from_pt, source, progress):
     """Fine-tune MODEL on Spanish tasks, several seeds; one result JSON per run.
 
@@ -60,6 +46,7 @@ def run(model, tasks, seeds, results_dir, force, overrides, limit_train, limit_e
       bench run --model out/gaussian/export --model-name gaussian-small --task bertin
       bench run -m out/tiny/export -t pos_conll2002_es,pawsx_es --seeds 2 --limit-train 500 --limit-eval 200
       bench run -m bertin-gaussian -t xnli_es --set max_length=512 --set batch_size=16
+      bench run -m beto -t mldoc_es --set train_file=mldoc_es/spanish.train.5000
     """
     from benchmark.runner import run_benchmark
 
@@ -68,19 +55,19 @@ def run(model, tasks, seeds, results_dir, force, overrides, limit_train, limit_e
         limit_train=limit_train, limit_eval=limit_eval, model_name=model_name, from_pt=from_pt, data_source=source,
         progress=progress,
     )
-    from benchmark.results import load_result
+    from benchmark.results import FinetuneResult
 
     for path in paths:
-        res = load_result(path)
-        click.echo(f"{res['task']['name']:<18} seed {res['seed']}  {res['task']['main_score']} {100 * res['main_score']:6.2f}"
-                   f"  (best epoch {res['best_epoch']}, {res['timing']['examples_per_second']:.0f} ex/s)  {path}")
+        res = FinetuneResult.from_disk(path)
+        click.echo(f"{res.task.name:<18} seed {res.seed}  {res.task.main_score} {100 * res.main_score:6.2f}"
+                   f"  (best epoch {res.best_epoch}, {res.timing.examples_per_second:.0f} ex/s)  {path}")
 
 
 @click.command(context_settings={"max_content_width": 100})
 @click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False))
 @click.option("--group", default="bertin", show_default=True, help="Task group averaged in the avg column.")
 @click.option("--no-reported", is_flag=True, help="Leave out the published (reported) rows.")
-@_clean_errors
+@user_errors
 def leaderboard(results_dir, group, no_reported):
     """Rebuild RESULTS_DIR/leaderboard.csv and leaderboard.md from the result files.
 
@@ -105,7 +92,7 @@ def leaderboard(results_dir, group, no_reported):
 @click.option("--test", type=click.Choice(["bootstrap", "welch", "both"]), default="both", show_default=True,
               help="Paired bootstrap over test examples, Welch's t over seeds, or both.")
 @click.option("--n-boot", default=1000, show_default=True, type=click.IntRange(100), help="Bootstrap resamples.")
-@_clean_errors
+@user_errors
 def compare(models, results_dir, out_dir, test, n_boot):
     """Compare MODELS per task (the first is the reference): difference and significance.
 
@@ -119,10 +106,11 @@ def compare(models, results_dir, out_dir, test, n_boot):
     from benchmark.compare import compare_models
 
     df = compare_models(list(models), results_dir, out_dir=out_dir, test=test, n_boot=n_boot)
-    from benchmark import results as R
     from pathlib import Path
 
-    out = Path(out_dir) if out_dir else Path(results_dir) / "compare" / "_vs_".join(R.slug(n) for n in df["model"].unique())
+    from benchmark import results
+
+    out = Path(out_dir) if out_dir else Path(results_dir) / "compare" / "_vs_".join(results.slug(n) for n in df["model"].unique())
     click.echo((out / "compare.md").read_text(encoding="utf-8"))
     click.echo(f"wrote {out}/compare.csv, compare.md, compare.png")
 
@@ -143,7 +131,8 @@ def ls(what):
 
         for spec in TASKS.values():
             local = "local" if local_files(spec) else "no local files"
-            hub = f"hub {spec.hub_id}/{spec.hub_config}" if spec.hub_id else "no hub"
+            pin = f"@{spec.hub_revision[:7]}" if spec.hub_revision else " (revision not pinned)"
+            hub = f"hub {spec.hub_id}/{spec.hub_config}{pin}" if spec.hub_id else "no hub"
             proto = "" if "train" in spec.local_files or not spec.local_files else ", dev-train locally"
             click.echo(f"{spec.id:<22} {spec.task_type:<24} main={spec.main_score:<9} [{local}{proto}; {hub}]")
             click.echo(f"{'':<22} {spec.description}")

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bertin_bench import plotting
 from bertin_bench.io import write_text_atomic
 
-from benchmark import metrics as M
-from benchmark import results as R
+from benchmark import metrics, results
 
 log = logging.getLogger(__name__)
 
@@ -32,32 +32,33 @@ TESTS = ("bootstrap", "welch", "both")
 
 
 def _runs_by_model(results_dir) -> dict:
-    """{model name: {setting key: [result, ...]}}"""
+    """{model name: {setting key: [FinetuneResult, ...]}}"""
     out: dict = defaultdict(lambda: defaultdict(list))
-    for _, res in R.iter_results(results_dir):
-        out[res["model"]["name"]][R.setting_key(res)].append(res)
+    for _, res in results.iter_results(results_dir):
+        out[res.model.name][res.setting_key].append(res)
     return out
 
 
 def _match(name: str, available: list[str]) -> str:
     if name in available:
         return name
-    by_slug = {R.slug(a): a for a in available}
-    if R.slug(name) in by_slug:
-        return by_slug[R.slug(name)]
+    by_slug = {results.slug(a): a for a in available}
+    if results.slug(name) in by_slug:
+        return by_slug[results.slug(name)]
     raise KeyError(f"no results for model {name!r}; models with results: {', '.join(sorted(available)) or '(none)'}")
 
 
-def _stats(res: dict) -> tuple[np.ndarray, np.ndarray]:
-    gold, pred = M.unpack_predictions(res["test"]["predictions"])
-    labels = tuple(res["task"]["labels"])
-    flat_gold = np.concatenate([np.asarray(g) for g in gold]) if res["task"]["type"] == "token-classification" else np.asarray(gold)
-    return M.example_stats(res["task"]["type"], labels, gold, pred), flat_gold
+def _stats(res: results.FinetuneResult) -> tuple[np.ndarray, np.ndarray]:
+    gold, pred = metrics.unpack_predictions(res.test.predictions)
+    labels = tuple(res.task.labels)
+    flat_gold = np.concatenate([np.asarray(g) for g in gold]) if res.task.type == "token-classification" else np.asarray(gold)
+    return metrics.example_stats(res.task.type, labels, gold, pred), flat_gold
 
 
-def paired_bootstrap(runs_a: list[dict], runs_b: list[dict], n_boot: int = 1000, seed: int = 0) -> dict:
+def paired_bootstrap(runs_a: list[results.FinetuneResult], runs_b: list[results.FinetuneResult], n_boot: int = 1000,
+                     seed: int = 0) -> dict:
     """Bootstrap distribution of mean-over-seeds(B) - mean-over-seeds(A) on resampled test examples."""
-    metric = runs_a[0]["task"]["main_score"]
+    metric = runs_a[0].task.main_score
     sa = [_stats(r) for r in runs_a]
     sb = [_stats(r) for r in runs_b]
     gold = sa[0][1]
@@ -69,11 +70,11 @@ def paired_bootstrap(runs_a: list[dict], runs_b: list[dict], n_boot: int = 1000,
     counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
 
     def score(stats_list):
-        return np.mean([M.metric_from_stats((counts @ s)[:, None, :], metric) for s, _ in stats_list], axis=0)
+        return np.mean([metrics.metric_from_stats((counts @ s)[:, None, :], metric) for s, _ in stats_list], axis=0)
 
     diff = score(sb) - score(sa)
-    observed = float(np.mean([M.metric_from_stats(s[None], metric)[0] for s, _ in sb]) -
-                     np.mean([M.metric_from_stats(s[None], metric)[0] for s, _ in sa]))
+    observed = float(np.mean([metrics.metric_from_stats(s[None], metric)[0] for s, _ in sb]) -
+                     np.mean([metrics.metric_from_stats(s[None], metric)[0] for s, _ in sa]))
     p = min(1.0, 2 * min(np.mean(diff <= 0), np.mean(diff >= 0)))
     return {"p": float(p), "diff": observed, "ci_low": float(np.percentile(diff, 2.5)),
             "ci_high": float(np.percentile(diff, 97.5)), "n_boot": n_boot, "note": ""}
@@ -115,14 +116,14 @@ def compare_models(models: list[str], results_dir: str | Path = "results", out_d
         )
     rows = []
     for setting in sorted(common):
-        ref = sorted(runs[names[0]][setting], key=lambda r: r["seed"])
+        ref = sorted(runs[names[0]][setting], key=lambda r: r.seed)
         for name in names:
-            rs = sorted(runs[name][setting], key=lambda r: r["seed"])
-            scores = [r["main_score"] for r in rs]
+            rs = sorted(runs[name][setting], key=lambda r: r.seed)
+            scores = [r.main_score for r in rs]
             row = {
-                "task": rs[0]["task"]["name"], "setting": setting, "metric": rs[0]["task"]["main_score"],
+                "task": rs[0].task.name, "setting": setting, "metric": rs[0].task.main_score,
                 "model": name, "mean": float(np.mean(scores)), "std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
-                "n": len(scores), "diff_vs_ref": float(np.mean(scores) - np.mean([r["main_score"] for r in ref])),
+                "n": len(scores), "diff_vs_ref": float(np.mean(scores) - np.mean([r.main_score for r in ref])),
                 "p_bootstrap": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_welch": math.nan, "note": "",
             }
             if name != names[0]:
@@ -130,12 +131,12 @@ def compare_models(models: list[str], results_dir: str | Path = "results", out_d
                     bs = paired_bootstrap(ref, rs, n_boot=n_boot, seed=seed)
                     row.update(p_bootstrap=bs["p"], ci_low=bs.get("ci_low", math.nan), ci_high=bs.get("ci_high", math.nan), note=bs["note"])
                 if test in ("welch", "both"):
-                    row["p_welch"] = welch([r["main_score"] for r in ref], scores)
+                    row["p_welch"] = welch([r.main_score for r in ref], scores)
                     if row["n"] < 2 or len(ref) < 2:
                         row["note"] = (row["note"] + "; " if row["note"] else "") + "welch needs >= 2 seeds per model"
             rows.append(row)
     df = pd.DataFrame(rows)
-    out = Path(out_dir) if out_dir else Path(results_dir) / "compare" / "_vs_".join(R.slug(n) for n in names)
+    out = Path(out_dir) if out_dir else Path(results_dir) / "compare" / "_vs_".join(results.slug(n) for n in names)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "compare.csv", df.to_csv(index=False))
     write_text_atomic(out / "compare.md", to_markdown(df, names, test, n_boot))
@@ -177,16 +178,9 @@ def _fmt_p(p: float, n_boot: int) -> str:
 
 
 def plot(df, names: list[str], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from bertin_bench.io import atomic_path
-
     settings = list(dict.fromkeys(df["setting"]))
     width = 0.8 / len(names)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(settings) * len(names) / 2 + 3), 4.5))
+    fig, ax = plotting.pyplot().subplots(figsize=(max(6, 1.6 * len(settings) * len(names) / 2 + 3), 4.5))
     x = np.arange(len(settings))
     for i, name in enumerate(names):
         sub = df[df["model"] == name].set_index("setting").reindex(settings)
@@ -198,7 +192,4 @@ def plot(df, names: list[str], path: Path) -> Path:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return plotting.save(fig, path, dpi=120)

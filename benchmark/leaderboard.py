@@ -18,7 +18,7 @@ import numpy as np
 
 from bertin_bench.io import write_text_atomic
 
-from benchmark import results as R
+from benchmark import results
 from benchmark.models import MODELS
 from benchmark.tasks import GROUPS, TASKS
 
@@ -40,20 +40,19 @@ def _fmt(mean: float, std: float | None, n: int | None, flag: str = "") -> str:
 
 
 def collect(results_dir: str | Path) -> dict:
-    """Measured runs grouped as {(model, limits): {"tasks": {task: [result...]}, ...}}; runs of a
+    """Measured runs grouped as {(model, limits): {"tasks": {task: [FinetuneResult...]}, ...}}; runs of a
     task version other than the registry's are left out (and logged)."""
     rows: dict = defaultdict(lambda: {"tasks": defaultdict(list), "pretraining_tokens": None})
     stale = 0
-    for path, res in R.iter_results(results_dir):
-        task = res["task"]
-        spec = TASKS.get(task["name"])
-        if spec is None or spec.version != task["version"]:
+    for _, res in results.iter_results(results_dir):
+        spec = TASKS.get(res.task.name)
+        if spec is None or spec.version != res.task.version:
             stale += 1
             continue
-        key = (res["model"]["name"], (task["limit_train"], task["limit_eval"]))
-        rows[key]["tasks"][task["name"]].append(res)
-        if res["model"].get("pretraining_tokens") is not None:
-            rows[key]["pretraining_tokens"] = res["model"]["pretraining_tokens"]
+        key = (res.model.name, res.limits)
+        rows[key]["tasks"][res.task.name].append(res)
+        if res.model.pretraining_tokens is not None:
+            rows[key]["pretraining_tokens"] = res.model.pretraining_tokens
     if stale:
         log.warning("%d result files are for task versions not in the registry; left out", stale)
     return rows
@@ -78,13 +77,13 @@ def build_leaderboard(results_dir: str | Path = "results", group: str = "bertin"
         seconds = 0.0
         for t in columns:
             runs = row["tasks"].get(t, [])
-            scores = np.array([r["main_score"] for r in runs], dtype=float)
-            protocols = sorted({r["task"]["protocol"] for r in runs})
+            scores = np.array([r.main_score for r in runs], dtype=float)
+            protocols = sorted({r.task.protocol for r in runs})
             rec[f"{t}_mean"] = float(scores.mean()) if len(scores) else math.nan
             rec[f"{t}_std"] = float(scores.std(ddof=1)) if len(scores) > 1 else (0.0 if len(scores) else math.nan)
             rec[f"{t}_n"] = len(scores)
             rec[f"{t}_protocol"] = ",".join(protocols)
-            seconds += sum(r["timing"]["train_seconds"] for r in runs)
+            seconds += sum(r.timing.train_seconds for r in runs)
             if t in tasks:
                 means.append(rec[f"{t}_mean"])
         rec[f"avg_{group}"] = float(np.mean(means)) if means and not any(math.isnan(m) for m in means) else math.nan

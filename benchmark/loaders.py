@@ -190,20 +190,34 @@ class TaskData:
         return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
 
 
-def _read_local(spec: TaskSpec, path: Path) -> tuple[list[dict], dict]:
+def _local_conll2002(spec: TaskSpec, path: Path) -> tuple[list[dict], dict]:
+    return read_conll2002(path, spec.local_options.get("column", 2), spec.labels), {}
+
+
+def _local_conllu(spec: TaskSpec, path: Path) -> tuple[list[dict], dict]:
+    return read_conllu(path, spec.labels), {}
+
+
+def _local_tsv(spec: TaskSpec, path: Path) -> tuple[list[dict], dict]:
     opts = spec.local_options
-    if spec.local_loader == "conll2002":
-        return read_conll2002(path, opts.get("column", 2), spec.labels), {}
-    if spec.local_loader == "conllu":
-        return read_conllu(path, spec.labels), {}
-    if spec.local_loader == "tsv":
-        recs, stats = read_tsv(
-            path, tuple(opts["columns"]), opts["label"], spec.labels,
-            header=tuple(opts["header"]) if opts.get("header") else None,
-            skip_placeholder=opts.get("skip_placeholder"),
-        )
-        return recs, {"rows": stats.rows, "skipped_placeholder": stats.skipped_placeholder}
-    raise ValueError(f"task {spec.name}: unknown local loader {spec.local_loader!r}")
+    recs, stats = read_tsv(
+        path, tuple(opts["columns"]), opts["label"], spec.labels,
+        header=tuple(opts["header"]) if opts.get("header") else None,
+        skip_placeholder=opts.get("skip_placeholder"),
+    )
+    return recs, {"rows": stats.rows, "skipped_placeholder": stats.skipped_placeholder}
+
+
+# ``TaskSpec.local_loader`` names one of these: (spec, path) -> (records, per-file stats recorded in results).
+LOCAL_LOADERS = {"conll2002": _local_conll2002, "conllu": _local_conllu, "tsv": _local_tsv}
+
+
+def _read_local(spec: TaskSpec, path: Path) -> tuple[list[dict], dict]:
+    try:
+        reader = LOCAL_LOADERS[spec.local_loader]
+    except KeyError:
+        raise ValueError(f"task {spec.name}: unknown local loader {spec.local_loader!r}; valid: {', '.join(LOCAL_LOADERS)}") from None
+    return reader(spec, path)
 
 
 def local_files(spec: TaskSpec, data_dir: Path | None = None) -> dict[str, Path] | None:

@@ -1,8 +1,8 @@
 """The model registry (baselines with Hub ids) and resolving ``--model`` to something loadable.
 
 ``--model`` is a registry name, a Hub id, or a local Hugging Face directory (our exported
-checkpoints: config.json + flax_model.msgpack + tokenizer files, optionally
-``bertin_pretraining.json`` with ``tokens_seen``). Local directories are identified in results by
+checkpoints: config.json + flax_model.msgpack + tokenizer files, optionally the export info
+``bertin_bench.exports.EXPORT_INFO`` with ``tokens_seen``). Local directories are identified in results by
 their content hash, so two different checkpoints saved to the same path are never confused.
 
 Reported scores
@@ -17,13 +17,14 @@ PAWS-X 0.5765 is the majority-class accuracy, i.e. a failed fine-tuning run, as 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bertin_bench.exports import read_export_info
+from bertin_bench.io import read_json
 from bertin_bench.provenance import hash_dir
 from bertin_bench.tokenization import ensure_special_tokens
 
@@ -186,14 +187,11 @@ def _resolve_local(path: Path, model_name: str | None, from_pt: bool | None) -> 
     if not has_flax and not has_pt:
         raise ModelError(f"{path}: no weights (expected {FLAX_WEIGHTS[0]}, or PyTorch {PT_WEIGHTS[0]}/{PT_WEIGHTS[1]} with --from-pt)")
     use_pt = bool(from_pt) or not has_flax
-    info = None
-    meta = path / "bertin_pretraining.json"
-    if meta.is_file():
-        try:
-            info = json.loads(meta.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ModelError(f"{meta}:{err.lineno}: invalid JSON ({err.msg})") from None
-    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    try:
+        info = read_export_info(path)  # our exports carry their pre-training record; others have none
+        config = read_json(path / "config.json")
+    except ValueError as err:  # read_json names the file and line
+        raise ModelError(str(err)) from None
     return ResolvedModel(
         model_name or path.resolve().name, "local", str(path.resolve()), local_path=str(path.resolve()),
         content_hash=hash_dir(path), family=config.get("model_type"), from_pt=use_pt,

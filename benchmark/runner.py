@@ -1,8 +1,9 @@
 """``run_benchmark``: fine-tune one model on tasks x seeds and write one result file per run.
 
-Resume: a run whose result file exists is skipped when it was made with the same model content,
-task version, hyperparameters and limits; a file made differently is an error (``force=True``
-reruns and replaces it), so a changed setting never hides behind an old number.
+Resume: a run whose result file exists is skipped when its ``results.RunKey`` (model content,
+task version, hyperparameters, limits, data-file overrides, read from the file) equals the run's;
+a file made differently is an error (``force=True`` reruns and replaces it, ``redo_stale`` redoes
+just the stale runs), so a changed setting never hides behind an old number.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from typing import Any
 
 from bertin_bench.provenance import environment
 
-from benchmark import results as R
+from benchmark import results
 from benchmark.loaders import load_task_data
-from benchmark.metrics import pack_predictions
-from benchmark.models import ResolvedModel, check_compatible, load_model, load_tokenizer, resolve_model
-from benchmark.tasks import get_task, task_names
+from benchmark.models import check_compatible, load_model, load_tokenizer, resolve_model
+from benchmark.tasks import get_task, split_overrides, task_names
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +30,6 @@ def model_capacity(config) -> int:
     return n
 
 
-def _same_setting(old: dict, model: ResolvedModel, spec, hp: dict, limit_train, limit_eval) -> list[str]:
-    diffs = []
-    if old["model"].get("content_hash") != model.content_hash or old["model"].get("hub_id") != model.hub_id:
-        diffs.append("model content")
-    if old["task"]["version"] != spec.version:
-        diffs.append(f"task version {old['task']['version']} -> {spec.version}")
-    if old["hyperparameters"] != hp:
-        diffs.append("hyperparameters")
-    if (old["task"]["limit_train"], old["task"]["limit_eval"]) != (limit_train, limit_eval):
-        diffs.append("limits")
-    return diffs
-
-
 def run_benchmark(
     model: str, tasks, *, seeds: int = 3, results_dir: str | Path = "results", force: bool = False,
     overrides: dict[str, Any] | None = None, limit_train: int | None = None, limit_eval: int | None = None,
@@ -52,29 +39,38 @@ def run_benchmark(
     """Fine-tune ``model`` (registry name, Hub id or local directory) on ``tasks`` (names, groups or
     'all') with seeds 0..seeds-1; returns the result files (existing ones included).
 
-    An existing result made with another model content, task version, hyperparameters or limits
-    is an error, unless ``redo_stale`` (then just that run is redone; ``force`` redoes all)."""
+    ``overrides`` are hyperparameters, or ``<split>_file`` keys replacing a local data file of the
+    (single) task. An existing result made with another model content, task version,
+    hyperparameters, limits or data files is an error, unless ``redo_stale`` (then just that run is
+    redone; ``force`` redoes all)."""
     import jax
 
     resolved = resolve_model(model, model_name=model_name, from_pt=from_pt)
     names = task_names(tasks)
     if seeds < 1:
         raise ValueError("seeds must be >= 1")
+    hp_overrides, file_overrides = split_overrides(overrides)
+    if file_overrides and len(names) > 1:
+        raise ValueError(f"--set {', '.join(f'{s}_file' for s in file_overrides)} names one task's files; "
+                         f"run one task at a time (asked for {', '.join(names)})")
+    if file_overrides and data_source == "auto":
+        data_source = "local"  # a missing override file must be an error, not a silent fall-back to the Hub
     tokenizer, config = load_tokenizer(resolved)
     check_compatible(resolved, tokenizer, config)
     capacity = model_capacity(config)
     written: list[Path] = []
     for name in names:
-        spec = get_task(name)
-        hp = spec.hyperparameters(overrides)
+        spec = get_task(name).with_files(file_overrides)
+        hp = spec.hyperparameters(hp_overrides)
         if hp["max_length"] > capacity:
             log.warning("%s: max_length %d exceeds %s's %d positions; using %d", name, hp["max_length"], resolved.name, capacity, capacity)
             hp["max_length"] = capacity
+        wanted = results.RunKey.for_run(resolved, spec, hp, (limit_train, limit_eval), file_overrides)
         todo = []
         for seed in range(seeds):
-            path = R.run_path(results_dir, resolved.name, name, seed)
+            path = results.run_path(results_dir, resolved.name, name, seed)
             if path.exists() and not force:
-                diffs = _same_setting(R.load_result(path), resolved, spec, hp, limit_train, limit_eval)
+                diffs = results.FinetuneResult.from_disk(path).run_key().differences(wanted)
                 if diffs and not redo_stale:
                     raise FileExistsError(
                         f"{path} exists but was made with a different {', '.join(diffs)}; "
@@ -94,36 +90,13 @@ def run_benchmark(
 
             flax_model = load_model(resolved, spec.task_type, spec.labels, seed)
             out = finetune(flax_model, tokenizer, data, hp, seed, progress=progress)
-            result = {
-                "schema_version": R.SCHEMA_VERSION,
-                "kind": R.KIND,
-                "model": resolved.record(),
-                "task": {
-                    "name": spec.name, "version": spec.version, "type": spec.task_type, "metric": spec.metric,
-                    "main_score": spec.main_score, "labels": list(spec.labels), "protocol": data.protocol,
-                    "data_source": data.source, "data": {k: v for k, v in data.info.items() if k not in ("limit_train", "limit_eval")},
-                    "sizes": data.sizes(), "limit_train": limit_train, "limit_eval": limit_eval,
-                    "hub_id": spec.hub_id, "hub_config": spec.hub_config,
-                },
-                "seed": seed,
-                "hyperparameters": hp,
-                "dev": {"best_epoch": out.best_epoch, "metrics": out.dev_metrics, "per_epoch": out.dev_history},
-                "test": {"metrics": out.test_metrics, "predictions": pack_predictions(spec.task_type, out.test_gold, out.test_pred)},
-                "main_score": out.test_metrics[spec.main_score],
-                "best_epoch": out.best_epoch,
-                "timing": {
-                    "train_seconds": round(out.train_seconds, 3), "eval_seconds": round(out.eval_seconds, 3),
-                    "examples_per_second": round(out.examples_per_second, 2), "train_examples_seen": out.train_examples_seen,
-                    "steps": out.steps, "n_devices": out.n_devices, "device_kind": jax.devices()[0].device_kind,
-                },
-                "truncation": out.truncation,
-                "provenance": environment(),
-            }
-            if resolved.pretraining is not None:
-                result["model"]["pretraining"] = resolved.pretraining
-            R.write_result(path, result)
+            result = results.FinetuneResult.from_run(
+                model=resolved, spec=spec, data=data, hp=hp, seed=seed, out=out,
+                device_kind=jax.devices()[0].device_kind, provenance=environment(), file_overrides=file_overrides,
+            )
+            result.to_disk(path)
             log.info("%s %s seed %d: test %s = %.4f (best epoch %d) -> %s", resolved.name, name, seed,
-                     spec.main_score, result["main_score"], out.best_epoch, path)
+                     spec.main_score, result.main_score, out.best_epoch, path)
             written.append(path)
     return written
 

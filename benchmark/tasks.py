@@ -52,13 +52,16 @@ class TaskSpec:
     metric: str  # "token" (accuracy + seqeval) | "accuracy"
     main_score: str  # key of the metrics dict reported as the task's score
     description: str
-    # Hub source: dataset id, config, and the column names there.
+    # Hub source: dataset id, config, the pinned dataset revision (a commit, passed to
+    # ``datasets.load_dataset(revision=...)`` and recorded in every result, as MTEB's task metadata
+    # pins one: the Hub copy can change under the same id), and the column names there.
     hub_id: str | None = None
     hub_config: str | None = None
     hub_revision: str | None = None
     hub_splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"})
-    # Local source: loader name in benchmark.loaders.LOCAL_LOADERS and its files (relative to the
-    # data directory) per split; a missing "train" means the dev-train protocol.
+    # Local source: reader name (a key of ``benchmark.loaders.LOCAL_LOADERS``) and its files
+    # (relative to the data directory) per split; a missing "train" means the dev-train protocol.
+    # ``--set train_file=PATH`` (and validation_file, test_file) replaces one: ``with_files``.
     local_loader: str | None = None
     local_files: dict[str, str] = field(default_factory=dict)
     local_options: dict[str, Any] = field(default_factory=dict)
@@ -76,9 +79,38 @@ class TaskSpec:
         hp = {**BERTIN_DEFAULTS, **self.defaults}
         for key, value in (overrides or {}).items():
             if key not in hp:
-                raise ValueError(f"unknown hyperparameter {key!r}; valid: {', '.join(sorted(hp))}")
+                raise ValueError(f"unknown hyperparameter {key!r}; valid: {', '.join(sorted(hp))}, "
+                                 f"or a data file: {', '.join(FILE_KEYS)}")
             hp[key] = type(hp[key])(value) if hp[key] is not None else value
         return hp
+
+    def with_files(self, files: dict[str, str] | None) -> "TaskSpec":
+        """This task reading ``files`` ({split: path, relative to the data directory or absolute})
+        instead of its registered local files for those splits."""
+        if not files:
+            return self
+        if self.local_loader is None:
+            raise ValueError(f"task {self.name} has no local reader, so it takes no data files ({', '.join(FILE_KEYS)})")
+        return dataclasses.replace(self, local_files={**self.local_files, **files})
+
+
+SPLITS = ("train", "validation", "test")
+# ``--set <split>_file=PATH`` keys: a task's local data file, not a hyperparameter.
+FILE_KEYS = tuple(f"{split}_file" for split in SPLITS)
+
+
+def split_overrides(overrides: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """``--set`` values as (hyperparameters, {split: file}): ``train_file=...`` etc. pick data files."""
+    hp: dict[str, Any] = {}
+    files: dict[str, str] = {}
+    for key, value in (overrides or {}).items():
+        if key in FILE_KEYS:
+            if not str(value).strip():
+                raise ValueError(f"--set {key}=: empty path")
+            files[key[: -len("_file")]] = str(value)
+        else:
+            hp[key] = value
+    return hp, files
 
 
 TASKS: dict[str, TaskSpec] = {}
@@ -134,7 +166,9 @@ register(TaskSpec(
     name="pos_conll2002_es", version="1", task_type=TOKEN, labels=CONLL2002_ES_POS_LABELS,
     metric="token", main_score="accuracy",
     description="CoNLL-2002 Spanish POS tags (token accuracy; seqeval F1 too, as BERTIN reported)",
-    hub_id="conll2002", hub_config="es", text_columns=("tokens",), label_column="pos_tags",
+    # No revision pinned: no commit of the Hub's `conll2002` could be found from here (searched
+    # MTEB's and lm-eval-harness's task metadata offline); a pin needs a commit read from the Hub.
+    hub_id="conll2002", hub_config="es", hub_revision=None, text_columns=("tokens",), label_column="pos_tags",
     local_loader="conll2002", local_files={"train": "conll2002/esp.train", "validation": "conll2002/esp.testa", "test": "conll2002/esp.testb"},
     local_options={"column": 1}, groups=("bertin",),
 ))
@@ -142,7 +176,7 @@ register(TaskSpec(
     name="ner_conll2002_es", version="1", task_type=TOKEN, labels=CONLL2002_NER_LABELS,
     metric="token", main_score="f1",
     description="CoNLL-2002 Spanish NER, IOB2 (seqeval entity F1; token accuracy too)",
-    hub_id="conll2002", hub_config="es", text_columns=("tokens",), label_column="ner_tags",
+    hub_id="conll2002", hub_config="es", hub_revision=None, text_columns=("tokens",), label_column="ner_tags",  # see POS
     local_loader="conll2002", local_files={"train": "conll2002/esp.train", "validation": "conll2002/esp.testa", "test": "conll2002/esp.testb"},
     local_options={"column": 2}, groups=("bertin",),
 ))
@@ -150,7 +184,12 @@ register(TaskSpec(
     name="pawsx_es", version="1", task_type=SEQUENCE, labels=("0", "1"),
     metric="accuracy", main_score="accuracy",
     description="PAWS-X Spanish paraphrase identification (accuracy); rows with the untranslated 'NS' placeholder are skipped and counted",
-    hub_id="google-research-datasets/paws-x", hub_config="es", text_columns=("sentence1", "sentence2"), label_column="label",
+    # The revision MTEB's task metadata pins for this dataset (embeddings-benchmark/mteb,
+    # mteb/tasks/PairClassification/multilingual/PawsXPairClassification.py, which loads it with
+    # trust_remote_code: that commit may be the script version, which datasets >= 4 cannot run;
+    # then a Hub run fails loudly rather than reading other data).
+    hub_id="google-research-datasets/paws-x", hub_config="es", hub_revision="8a04d940a42cd40658986fdd8e3da561533a3646",
+    text_columns=("sentence1", "sentence2"), label_column="label",
     local_loader="tsv", local_files={"validation": "pawsx_es/dev.tsv", "test": "pawsx_es/test.tsv"},
     local_options={"columns": ("sentence1", "sentence2"), "label": "label", "skip_placeholder": "NS"},
     groups=("bertin",),
@@ -159,7 +198,9 @@ register(TaskSpec(
     name="xnli_es", version="1", task_type=SEQUENCE, labels=("entailment", "neutral", "contradiction"),
     metric="accuracy", main_score="accuracy",
     description="XNLI Spanish natural language inference, 3 classes (accuracy)",
-    hub_id="facebook/xnli", hub_config="es", text_columns=("premise", "hypothesis"), label_column="label",
+    # No revision pinned: MTEB pins its own copy (mteb/xnli), and no commit of facebook/xnli could
+    # be found from here; a pin needs a commit read from the Hub.
+    hub_id="facebook/xnli", hub_config="es", hub_revision=None, text_columns=("premise", "hypothesis"), label_column="label",
     local_loader="tsv", local_files={"validation": "xnli_es/dev.tsv", "test": "xnli_es/test.tsv"},
     local_options={"columns": ("premise", "hypothesis"), "label": "label"},
     defaults={"epochs": 2, "max_length": 256}, groups=("bertin",),
@@ -170,7 +211,8 @@ register(TaskSpec(
     description=(
         "MLDoc Spanish news document classification (accuracy). Its data cannot be redistributed: "
         "put the files produced by facebookresearch/MLDoc's script in <data-dir>/mldoc_es/ as "
-        "spanish.train.1000 (or .train.2000/.5000/.10000 via --set train_file=...), spanish.dev, spanish.test; "
+        "spanish.train.1000, spanish.dev, spanish.test (another training size: "
+        "--set train_file=mldoc_es/spanish.train.5000; any split: --set <split>_file=PATH); "
         "one document per line, 'LABEL<TAB>text', label in CCAT/ECAT/GCAT/MCAT"
     ),
     text_columns=("text",), label_column="label",
@@ -181,6 +223,7 @@ register(TaskSpec(
     name="ud_pos_es", version="1", task_type=TOKEN, labels=UPOS_LABELS,
     metric="token", main_score="accuracy",
     description="UPOS tagging on UD Spanish AnCora (token accuracy); local copies: <data-dir>/ud_es_ancora/es_ancora-ud-{train,dev,test}.conllu",
-    hub_id="universal_dependencies", hub_config="es_ancora", text_columns=("tokens",), label_column="upos",
+    # No revision pinned (none found from here, as for conll2002).
+    hub_id="universal_dependencies", hub_config="es_ancora", hub_revision=None, text_columns=("tokens",), label_column="upos",
     local_loader="conllu", local_files={"train": "ud_es_ancora/es_ancora-ud-train.conllu", "validation": "ud_es_ancora/es_ancora-ud-dev.conllu", "test": "ud_es_ancora/es_ancora-ud-test.conllu"},
 ))

@@ -134,6 +134,15 @@ class Study:
         t = self.cfg.tokenizer
         return t.path if t.path else str(self.layout.tokenizer_dir)
 
+    def pipeline_options(self):
+        """How the sampling pipeline runs: the same for the scoring and every arm's sample."""
+        from bertin_bench.executor import ExecutorOptions
+        from sampling.options import ScoreOptions
+
+        s = self.cfg.sampling
+        return ScoreOptions(text_key=self.cfg.corpus.text_key,
+                            executor=ExecutorOptions(tasks=s.tasks, workers=s.workers))
+
     def scorer(self):
         from sampling.scorer import PerplexityScorer
 
@@ -182,10 +191,8 @@ class Study:
         out, key = self.layout.scored_dir, self.score_key()
         if not markers.is_done(out, key, MARK):
             fresh(out)
-            s = self.cfg.sampling
             self.echo(f"[1/4] score {self.cfg.corpus.input} with {self.cfg.lm.model_dir} ({self.cfg.lm.mode})")
-            stats = run_score(self.corpus_input(), out, scorer=self.scorer(), tasks=s.tasks, workers=s.workers,
-                              text_key=self.cfg.corpus.text_key)
+            stats = run_score(self.corpus_input(), out, scorer=self.scorer(), options=self.pipeline_options())
             markers.mark_done(out, key, {k: stats.get(k) for k in ("records", "seen", "skipped")}, name=MARK)
         return out
 
@@ -209,6 +216,7 @@ class Study:
     # -- 2. samples --------------------------------------------------------------------------
 
     def sample(self, arm: str, boundaries) -> dict:
+        from sampling.options import SampleOptions
         from sampling.pipeline import run_sample
         from sampling.strategies import make_strategy
 
@@ -223,9 +231,9 @@ class Study:
         else:
             strategy, target = make_strategy(arm, boundaries), s.target_fraction
         self.echo(f"[2/4] sample {arm}: target fraction {target if target else 1.0}")
-        stats = run_sample(str(self.scored()), out, strategy=strategy, boundaries=boundaries,
-                           target_fraction=target, seed=s.seed, scorer=self.scorer(), tasks=s.tasks,
-                           workers=s.workers, text_key=self.cfg.corpus.text_key)
+        stats = run_sample(str(self.scored()), out, scorer=self.scorer(), options=self.pipeline_options(),
+                           sample=SampleOptions(strategy=strategy, boundaries=boundaries, target_fraction=target,
+                                                seed=s.seed))
         markers.mark_done(out, key, sample_summary(stats), name=MARK)
         return markers.summary(out, MARK)
 

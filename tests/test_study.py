@@ -47,7 +47,7 @@ def _marks(work):
 
 @pytest.mark.slow
 def test_study_end_to_end_resumes_and_redoes_only_what_changed(tmp_path, web_sample, kenlm_dir, bertin_tokenizer_dir):
-    from benchmark.results import iter_results, validate_result
+    from benchmark.results import iter_results
 
     config = _micro_config(tmp_path)
     runner = CliRunner()
@@ -90,10 +90,10 @@ def test_study_end_to_end_resumes_and_redoes_only_what_changed(tmp_path, web_sam
     runs = list(iter_results(results))
     assert len(runs) == len(arms) * 2
     for _, res in runs:
-        assert validate_result(res) == []
-        assert res["model"]["pretraining_tokens"] == 3 * TOKENS_PER_STEP
+        assert res.errors() == []
+        assert res.model.pretraining_tokens == 3 * TOKENS_PER_STEP
         # BERTIN's tokenizer has no post-processor; the export attached RoBERTa's template
-        assert res["model"]["added_post_processor"] is False
+        assert res.model.added_post_processor is False
     board = (results / "leaderboard.md").read_text()
     for arm in arms:
         assert f"micro-{arm}" in board

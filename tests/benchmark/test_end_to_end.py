@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from benchmark import results as R
+from benchmark import results
 from benchmark.cli import compare as compare_cmd
 from benchmark.cli import leaderboard as leaderboard_cmd
 from benchmark.cli import ls as ls_cmd
@@ -18,6 +18,9 @@ from benchmark.cli import run as run_cmd
 from benchmark.compare import compare_models
 from benchmark.leaderboard import build_leaderboard
 from benchmark.runner import run_benchmark
+from benchmark.tasks import get_task
+
+load = results.FinetuneResult.from_disk
 
 TASKS = ["pos_conll2002_es", "ner_conll2002_es", "pawsx_es", "xnli_es"]
 LIMITS = dict(limit_train=48, limit_eval=32)
@@ -45,50 +48,58 @@ def test_result_files_are_valid_and_complete(bench_dir):
     assert len(paths) == 12
     assert {p.relative_to(out).parts[:3] for p in paths} >= {("runs", "tiny", t) for t in TASKS}
     for path in paths:
-        res = R.load_result(path)  # validates
-        assert R.validate_result(res) == []
-        t = res["task"]
-        assert t["protocol"] == ("dev-train" if t["name"] in ("pawsx_es", "xnli_es") else "official")
-        assert (t["limit_train"], t["limit_eval"]) == (48, 32) and t["sizes"] == {"train": 48, "validation": 32, "test": 32}
-        assert res["model"]["source"] == "local" and len(res["model"]["content_hash"]) == 64
-        assert res["hyperparameters"]["learning_rate"] == 1e-3 and res["hyperparameters"]["epochs"] == 2
-        assert len(res["dev"]["per_epoch"]) == 2 and res["best_epoch"] in (1, 2)
-        best = res["dev"]["per_epoch"][res["best_epoch"] - 1][t["main_score"]]
-        assert best == max(e[t["main_score"]] for e in res["dev"]["per_epoch"])  # best dev epoch selected
-        assert res["main_score"] == res["test"]["metrics"][t["main_score"]]
-        assert res["timing"]["examples_per_second"] > 0 and res["timing"]["train_examples_seen"] == 96
-        assert res["provenance"]["packages"]["jax"] and res["provenance"]["date"]
-        assert res["truncation"]["test"]["examples"] == 32
-    xnli = R.load_result(out / "runs/tiny/xnli_es/seed0.json")
-    assert xnli["hyperparameters"]["max_length"] == 64
-    assert xnli["truncation"]["test"]["truncated_examples"] > 0
-    ner = R.load_result(out / "runs/tiny/ner_conll2002_es/seed0.json")
-    assert ner["truncation"]["test"]["unscored_words"] > 0  # words past 64 subwords: counted, scored as O
-    paws = R.load_result(out / "runs/tiny/pawsx_es/seed0.json")
-    assert paws["task"]["data"]["files"]["validation"]["skipped_placeholder"] == 38
-    assert paws["task"]["data"]["heldout"]["fraction"] == 0.1
+        res = load(path)  # validates
+        assert res.errors() == [] and results.validate_result(json.loads(path.read_text())) == []
+        assert res.schema_version == results.SCHEMA_VERSION
+        t = res.task
+        assert t.protocol == ("dev-train" if t.name in ("pawsx_es", "xnli_es") else "official")
+        assert (t.limit_train, t.limit_eval) == (48, 32) and t.sizes == {"train": 48, "validation": 32, "test": 32}
+        assert t.file_overrides == {} and t.hub_revision == get_task(t.name).hub_revision
+        assert res.model.source == "local" and len(res.model.content_hash) == 64
+        assert res.hyperparameters["learning_rate"] == 1e-3 and res.hyperparameters["epochs"] == 2
+        assert len(res.dev.per_epoch) == 2 and res.best_epoch in (1, 2)
+        best = res.dev.per_epoch[res.best_epoch - 1][t.main_score]
+        assert best == max(e[t.main_score] for e in res.dev.per_epoch)  # best dev epoch selected
+        assert res.main_score == res.test.metrics[t.main_score]
+        assert res.timing.examples_per_second > 0 and res.timing.train_examples_seen == 96
+        assert res.provenance.packages["jax"] and res.provenance.date
+        assert res.truncation["test"]["examples"] == 32
+    assert load(out / "runs/tiny/pawsx_es/seed0.json").task.hub_revision  # the Hub pin is recorded
+    xnli = load(out / "runs/tiny/xnli_es/seed0.json")
+    assert xnli.hyperparameters["max_length"] == 64
+    assert xnli.truncation["test"]["truncated_examples"] > 0
+    ner = load(out / "runs/tiny/ner_conll2002_es/seed0.json")
+    assert ner.truncation["test"]["unscored_words"] > 0  # words past 64 subwords: counted, scored as O
+    paws = load(out / "runs/tiny/pawsx_es/seed0.json")
+    assert paws.task.data["files"]["validation"]["skipped_placeholder"] == 38
+    assert paws.task.data["heldout"]["fraction"] == 0.1
     # Seeds differ; and the token tasks really train (the loss falls from epoch 1 to 2).
-    s0, s1 = (R.load_result(out / f"runs/tiny/ner_conll2002_es/seed{s}.json") for s in (0, 1))
-    assert s0["dev"]["per_epoch"] != s1["dev"]["per_epoch"]
+    s0, s1 = (load(out / f"runs/tiny/ner_conll2002_es/seed{s}.json") for s in (0, 1))
+    assert s0.dev.per_epoch != s1.dev.per_epoch
     for res in (s0, s1):
-        assert res["dev"]["per_epoch"][1]["train_loss"] < res["dev"]["per_epoch"][0]["train_loss"]
+        assert res.dev.per_epoch[1]["train_loss"] < res.dev.per_epoch[0]["train_loss"]
 
 
 def test_validate_result_reports_problems(bench_dir):
     out, _ = bench_dir
-    res = R.load_result(out / "runs/tiny/pos_conll2002_es/seed0.json")
-    bad = json.loads(json.dumps(res))
+    bad = json.loads((out / "runs/tiny/pos_conll2002_es/seed0.json").read_text())
     del bad["model"]["content_hash"]
     bad["main_score"] = 2.0
     bad["task"]["protocol"] = "whatever"
-    errors = R.validate_result(bad)
+    errors = results.validate_result(bad)
     assert "result.model.content_hash: missing" in errors
     bad["model"]["content_hash"] = None
-    errors = R.validate_result(bad)
+    errors = results.validate_result(bad)
     assert any("main_score: differs" in e for e in errors) and any("protocol" in e for e in errors)
-    with pytest.raises(ValueError, match="refusing to write an invalid result"):
-        R.write_result(out / "bad.json", bad)
+    invalid = load(out / "runs/tiny/pos_conll2002_es/seed0.json")
+    invalid.main_score = 2.0
+    with pytest.raises(ValueError, match="refusing to write an invalid result.*main_score: differs"):
+        invalid.to_disk(out / "bad.json")
     assert not (out / "bad.json").exists()
+    (out / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match=r"bad.json: invalid result: .*protocol"):
+        load(out / "bad.json")
+    (out / "bad.json").unlink()
 
 
 def test_resume_skips_done_runs_and_refuses_changed_settings(bench_dir, tiny_roberta_dir):
@@ -112,8 +123,25 @@ def test_redo_stale_redoes_only_the_stale_runs(bench_dir, tiny_roberta_dir, tmp_
     untouched = other.stat().st_mtime_ns
     run_benchmark(str(tiny_roberta_dir), ["ner_conll2002_es"], seeds=1, results_dir=out, redo_stale=True,
                   overrides={**OVERRIDES, "learning_rate": 5e-4}, model_name="tiny", progress=False, **LIMITS)
-    assert R.load_result(stale)["hyperparameters"]["learning_rate"] == 5e-4
+    assert load(stale).hyperparameters["learning_rate"] == 5e-4
     assert other.stat().st_mtime_ns == untouched
+
+
+def test_set_train_file_is_a_setting_of_its_own(bench_dir, tiny_roberta_dir, tmp_path):
+    out = tmp_path / "results"
+    kwargs = dict(seeds=1, results_dir=out, model_name="tiny", progress=False, **LIMITS)
+    with pytest.raises(ValueError, match="names one task's files; run one task at a time"):
+        run_benchmark(str(tiny_roberta_dir), ["ner_conll2002_es", "pos_conll2002_es"],
+                      overrides={**OVERRIDES, "train_file": "conll2002/esp.testa"}, **kwargs)
+    [path] = run_benchmark(str(tiny_roberta_dir), ["ner_conll2002_es"],
+                           overrides={**OVERRIDES, "train_file": "conll2002/esp.testa"}, **kwargs)
+    res = load(path)
+    assert res.task.file_overrides == {"train": "conll2002/esp.testa"}
+    assert res.task.data["files"]["train"]["path"].endswith("esp.testa") and res.task.protocol == "official"
+    default = load(bench_dir[0] / "runs/tiny/ner_conll2002_es/seed0.json")
+    assert res.task.data["files"]["train"]["sha256"] != default.task.data["files"]["train"]["sha256"]
+    with pytest.raises(FileExistsError, match="made with a different data files"):
+        run_benchmark(str(tiny_roberta_dir), ["ner_conll2002_es"], overrides=OVERRIDES, **kwargs)
 
 
 def test_interrupted_run_leaves_no_result_file(bench_dir, tiny_roberta_dir, monkeypatch):
@@ -136,7 +164,7 @@ def test_leaderboard_from_files(bench_dir):
     df = build_leaderboard(out)
     assert (out / "leaderboard.csv").is_file() and (out / "leaderboard.md").is_file()
     tiny = df[df["model"] == "tiny [subsampled: train≤48, eval≤32]"].iloc[0]
-    scores = [R.load_result(out / f"runs/tiny/ner_conll2002_es/seed{s}.json")["main_score"] for s in (0, 1)]
+    scores = [load(out / f"runs/tiny/ner_conll2002_es/seed{s}.json").main_score for s in (0, 1)]
     assert tiny["ner_conll2002_es_mean"] == pytest.approx(sum(scores) / 2)
     assert tiny["ner_conll2002_es_n"] == 2 and tiny["pawsx_es_protocol"] == "dev-train"
     assert tiny["avg_bertin"] == pytest.approx(sum(tiny[f"{t}_mean"] for t in TASKS) / 4)
@@ -222,9 +250,9 @@ def test_data_parallel_matches_single_device(bench_dir, tiny_roberta_dir, tmp_pa
     )
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, timeout=300)
-    two = R.load_result(tmp_path / "runs/tiny/ner_conll2002_es/seed0.json")
-    one = R.load_result(out / "runs/tiny/ner_conll2002_es/seed0.json")
-    assert two["timing"]["n_devices"] == 2 and one["timing"]["n_devices"] == 1
-    for a, b in zip(one["dev"]["per_epoch"], two["dev"]["per_epoch"]):
+    two = load(tmp_path / "runs/tiny/ner_conll2002_es/seed0.json")
+    one = load(out / "runs/tiny/ner_conll2002_es/seed0.json")
+    assert two.timing.n_devices == 2 and one.timing.n_devices == 1
+    for a, b in zip(one.dev.per_epoch, two.dev.per_epoch):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
-    assert one["main_score"] == pytest.approx(two["main_score"], abs=1e-6)
+    assert one.main_score == pytest.approx(two.main_score, abs=1e-6)

@@ -137,6 +137,27 @@ def test_hub_source_offline_is_a_clear_error():
         loaders._load_hub(get_task("ner_conll2002_es"))
 
 
+def test_hub_loader_passes_the_pinned_revision(monkeypatch):
+    import datasets
+
+    seen = {}
+
+    def fake_load_dataset(path, name=None, revision=None, **kwargs):
+        seen.update(path=path, name=name, revision=revision)
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    with pytest.raises(FileNotFoundError):
+        loaders._load_hub(get_task("pawsx_es"))
+    assert seen == {"path": "google-research-datasets/paws-x", "name": "es", "revision": get_task("pawsx_es").hub_revision}
+
+
+def test_every_local_loader_named_by_a_task_exists():
+    from benchmark.tasks import TASKS
+
+    assert {spec.local_loader for spec in TASKS.values() if spec.local_loader} <= set(loaders.LOCAL_LOADERS)
+
+
 def test_mldoc_user_supplied_files(tmp_path):
     """MLDoc cannot be redistributed: the loader reads the user's 'LABEL<TAB>text' files."""
     root = tmp_path / "mldoc_es"
@@ -147,6 +168,10 @@ def test_mldoc_user_supplied_files(tmp_path):
     data = load_task_data(get_task("mldoc_es"), source="local", data_dir=tmp_path)
     assert data.protocol == OFFICIAL and data.sizes() == {"train": 3, "validation": 3, "test": 3}
     assert data.train[1] == {"text": "El Gobierno aprobó la ley.", "labels": 2}
+    # Another training size, as the task description advises: --set train_file=...
+    (root / "spanish.train.5000").write_text(docs * 2, encoding="utf-8")
+    bigger = load_task_data(get_task("mldoc_es").with_files({"train": "mldoc_es/spanish.train.5000"}), source="local", data_dir=tmp_path)
+    assert bigger.sizes()["train"] == 6 and bigger.info["files"]["train"]["path"].endswith("spanish.train.5000")
     (root / "spanish.test").write_text("SPORTS\tGol.\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"spanish.test:1: label 'SPORTS'"):
         load_task_data(get_task("mldoc_es"), source="local", data_dir=tmp_path)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from benchmark import metrics as M
+from benchmark import metrics, results
 from benchmark.compare import paired_bootstrap, welch
 from benchmark.loaders import read_conll2002
 from benchmark.tasks import CONLL2002_NER_LABELS, SEQUENCE, TOKEN
@@ -23,42 +26,47 @@ def ner_gold(data_dir):
 
 def test_token_metrics_match_seqeval_and_example_stats(ner_gold):
     pred = _noisy(ner_gold, 0.1, seed=1)
-    m = M.compute(TOKEN, CONLL2002_NER_LABELS, ner_gold, pred)
+    m = metrics.compute(TOKEN, CONLL2002_NER_LABELS, ner_gold, pred)
     assert m["accuracy"] == pytest.approx(1 - 0.1 * 8 / 9, abs=0.01)
     assert 0.3 < m["f1"] < 0.95
-    perfect = M.compute(TOKEN, CONLL2002_NER_LABELS, ner_gold, ner_gold)
+    perfect = metrics.compute(TOKEN, CONLL2002_NER_LABELS, ner_gold, ner_gold)
     assert perfect["f1"] == perfect["accuracy"] == 1.0
     # Summed per-example statistics reproduce the corpus-level numbers exactly (bootstrap relies on it).
-    stats = M.example_stats(TOKEN, CONLL2002_NER_LABELS, ner_gold, pred)
+    stats = metrics.example_stats(TOKEN, CONLL2002_NER_LABELS, ner_gold, pred)
     assert stats.shape == (len(ner_gold), 5)
-    assert M.metric_from_stats(stats[None], "accuracy")[0] == pytest.approx(m["accuracy"])
-    assert M.metric_from_stats(stats[None], "f1")[0] == pytest.approx(m["f1"])
+    assert metrics.metric_from_stats(stats[None], "accuracy")[0] == pytest.approx(m["accuracy"])
+    assert metrics.metric_from_stats(stats[None], "f1")[0] == pytest.approx(m["f1"])
 
 
 def test_classification_metrics():
-    m = M.compute(SEQUENCE, ("0", "1"), [0, 1, 1, 0], [0, 1, 0, 0])
+    m = metrics.compute(SEQUENCE, ("0", "1"), [0, 1, 1, 0], [0, 1, 0, 0])
     assert m["accuracy"] == 0.75
     assert m["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
 
 
 def test_prediction_packing_roundtrip(ner_gold):
     pred = _noisy(ner_gold, 0.2, seed=2)
-    packed = M.pack_predictions(TOKEN, ner_gold, pred)
-    gold2, pred2 = M.unpack_predictions(packed)
+    packed = metrics.pack_predictions(TOKEN, ner_gold, pred)
+    gold2, pred2 = metrics.unpack_predictions(packed)
     assert gold2 == ner_gold and pred2 == pred and packed["n"] == len(ner_gold)
     # Compact: well under 2 bytes per token of base64 text for gold + pred.
     assert len(packed["gold"]) + len(packed["pred"]) < 2 * sum(len(s) for s in ner_gold)
-    g, p = M.unpack_predictions(M.pack_predictions(SEQUENCE, [0, 2, 1], [0, 1, 1]))
+    g, p = metrics.unpack_predictions(metrics.pack_predictions(SEQUENCE, [0, 2, 1], [0, 1, 1]))
     assert (g, p) == ([0, 2, 1], [0, 1, 1])
 
 
+# A committed NER result as the template of the runs compared: the real result format.
+TEMPLATE = Path(__file__).parents[2] / "results/studies/demo/runs/demo-gaussian/ner_conll2002_es/seed0.json"
+
+
 def _fake_run(gold, pred, seed, score_key="f1"):
-    m = M.compute(TOKEN, CONLL2002_NER_LABELS, gold, pred)
-    return {
-        "seed": seed, "main_score": m[score_key],
-        "task": {"type": TOKEN, "labels": list(CONLL2002_NER_LABELS), "main_score": score_key},
-        "test": {"predictions": M.pack_predictions(TOKEN, gold, pred)},
-    }
+    m = metrics.compute(TOKEN, CONLL2002_NER_LABELS, gold, pred)
+    template = results.FinetuneResult.from_disk(TEMPLATE)
+    return dataclasses.replace(
+        template, seed=seed, main_score=m[score_key],
+        task=dataclasses.replace(template.task, main_score=score_key, sizes={**template.task.sizes, "test": len(gold)}),
+        test=results.TestRecord(metrics=m, predictions=metrics.pack_predictions(TOKEN, gold, pred)),
+    )
 
 
 def test_paired_bootstrap_detects_a_real_difference_and_not_a_fake_one(ner_gold):
@@ -69,6 +77,7 @@ def test_paired_bootstrap_detects_a_real_difference_and_not_a_fake_one(ner_gold)
     assert clear["p"] < 0.01 and clear["ci_low"] > 0 and clear["diff"] > 0.1
     null = paired_bootstrap(worse, same, n_boot=300)
     assert null["p"] > 0.05 and null["ci_low"] < 0 < null["ci_high"]
+    assert all(run.errors() == [] for run in worse + better)  # the runs compared are valid results
     other_test = [_fake_run(ner_gold[:100], ner_gold[:100], 0)]
     assert np.isnan(paired_bootstrap(worse, other_test)["p"])
 

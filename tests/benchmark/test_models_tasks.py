@@ -8,6 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
+from bertin_bench.exports import export_info_path
+
 from benchmark import models, tasks
 from benchmark.finetune import IGNORE, encode
 from benchmark.loaders import load_task_data
@@ -28,8 +30,29 @@ def test_hyperparameters_follow_bertin_and_refuse_unknown_keys():
     assert tasks.get_task("ner_conll2002_es").hyperparameters() | {} == {**tasks.BERTIN_DEFAULTS}
     xnli = tasks.get_task("xnli_es").hyperparameters({"learning_rate": "3e-5"})
     assert (xnli["epochs"], xnli["max_length"], xnli["learning_rate"], xnli["batch_size"]) == (2, 256, 3e-5, 16)
-    with pytest.raises(ValueError, match="unknown hyperparameter 'lr'"):
+    with pytest.raises(ValueError, match="unknown hyperparameter 'lr'.*or a data file: train_file, validation_file, test_file"):
         tasks.get_task("xnli_es").hyperparameters({"lr": 1})
+
+
+def test_set_train_file_replaces_one_local_file_as_the_mldoc_description_says():
+    mldoc = tasks.get_task("mldoc_es")
+    assert "--set train_file=mldoc_es/spanish.train.5000" in mldoc.description  # what `bench ls tasks` advises
+    hp, files = tasks.split_overrides({"train_file": "mldoc_es/spanish.train.5000", "test_file": "/abs/test", "epochs": "2"})
+    assert (hp, files) == ({"epochs": "2"}, {"train": "mldoc_es/spanish.train.5000", "test": "/abs/test"})
+    assert mldoc.with_files(files).hyperparameters(hp)["epochs"] == 2  # the advice is accepted
+    spec = mldoc.with_files(files)
+    assert spec.local_files == {"train": "mldoc_es/spanish.train.5000", "validation": "mldoc_es/spanish.dev", "test": "/abs/test"}
+    assert mldoc.local_files["train"] == "mldoc_es/spanish.train.1000"  # the registry is untouched
+    assert mldoc.with_files({}) is mldoc
+    with pytest.raises(ValueError, match="empty path"):
+        tasks.split_overrides({"train_file": " "})
+
+
+def test_hub_tasks_pass_their_pinned_revision():
+    paws = tasks.get_task("pawsx_es")
+    assert paws.hub_revision == "8a04d940a42cd40658986fdd8e3da561533a3646"  # MTEB's pin
+    for spec in tasks.TASKS.values():
+        assert spec.hub_revision is None or len(spec.hub_revision) == 40
 
 
 def test_model_registry_has_baselines_with_cited_reported_scores():
@@ -67,12 +90,19 @@ def test_resolve_model_errors(tmp_path, tiny_roberta_dir):
 def test_local_model_records_hash_and_pretraining_tokens(tmp_path, tiny_roberta_dir):
     ours = tmp_path / "ours"
     shutil.copytree(tiny_roberta_dir, ours)
-    (ours / "bertin_pretraining.json").write_text(json.dumps({"tokens_seen": 123456, "strategy": "gaussian"}))
+    info = export_info_path(ours)  # the file pretraining's export writes
+    info.write_text(json.dumps({"tokens_seen": 123456, "strategy": "gaussian"}))
     r = resolve_model(ours, model_name="gaussian-tiny")
     assert (r.name, r.source, r.pretraining_tokens, r.from_pt) == ("gaussian-tiny", "local", 123456, False)
-    assert len(r.content_hash) == 64
-    (ours / "bertin_pretraining.json").write_text(json.dumps({"tokens_seen": 1}))
+    assert r.pretraining == {"tokens_seen": 123456, "strategy": "gaussian"} and len(r.content_hash) == 64
+    info.write_text(json.dumps({"tokens_seen": 1}))
     assert resolve_model(ours).content_hash != r.content_hash
+    info.write_text('{"tokens_seen": \n oops}')
+    with pytest.raises(ModelError, match=rf"{info.name}:2: invalid JSON"):
+        resolve_model(ours)
+    info.unlink()
+    plain = resolve_model(ours)
+    assert plain.pretraining is None and plain.pretraining_tokens is None
 
 
 def test_pytorch_only_checkpoint_needs_torch(tmp_path, tiny_roberta_dir, monkeypatch):
