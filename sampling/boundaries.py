@@ -22,7 +22,9 @@ from tqdm import tqdm
 
 from bertin_bench.io import read_json, write_json_atomic
 from bertin_bench.provenance import environment
-from sampling.io import DEFAULT_MAX_CHARS, SKIP, InputSpec, make_reader, parse_input, text_skip_reason
+from sampling.io import (
+    DEFAULT_MAX_CHARS, SKIP, InputSpec, make_reader, parse_input, stored_perplexity_ok, text_skip_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +146,6 @@ def estimate_boundaries(
     Perplexities already stored in scored shards (``bench sample score`` output whose scorer.json
     matches ``scorer``) are reused instead of re-scoring.
     """
-    from sampling.pipeline import stored_perplexity_ok  # the one rule for trusting stored scores
-
     spec = parse_input(input)
     identity = scorer.identity()
     reuse = stored_perplexity_ok(spec, identity)

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import click
 
+from bertin_bench.errors import user_errors
+from bertin_bench.executor import EXECUTORS, ExecutorOptions
 from sampling.io import DEFAULT_MAX_CHARS
+from sampling.options import SampleOptions, ScoreOptions
 from sampling.scorer import MODES
 
 INPUT_HELP = ("Input: a .jsonl/.jsonl.gz/.parquet file, a directory or glob of shards (e.g. the output of "
@@ -31,11 +34,13 @@ def _engine_options(f):
                      help="Shards/tasks: output has one data/NNNNN.jsonl.gz per task."),
         click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
                      help="Tasks run at the same time (local executor)."),
-        click.option("--executor", type=click.Choice(["local", "slurm", "ray"]), default="local", show_default=True),
+        click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True),
         click.option("--slurm-partition", default=None, help="Slurm partition (--executor slurm)."),
         click.option("--slurm-time", default=None, help="Slurm time limit, e.g. 04:00:00 (--executor slurm)."),
-        click.option("--slurm-cpus-per-task", default=1, show_default=True, type=int),
-        click.option("--slurm-mem-per-cpu-gb", default=2, show_default=True, type=int),
+        click.option("--cpus-per-task", "--slurm-cpus-per-task", "cpus_per_task", default=1, show_default=True,
+                     type=click.IntRange(1), help="CPUs per task (--executor slurm or ray)."),
+        click.option("--mem-per-cpu-gb", "--slurm-mem-per-cpu-gb", "mem_per_cpu_gb", default=2, show_default=True,
+                     type=click.IntRange(1), help="Memory per CPU in GB (--executor slurm or ray)."),
         click.option("--strict", is_flag=True, help="Stop at the first bad record (error names file:line) "
                                                     "instead of counting it as skipped."),
         click.option("--rejects", is_flag=True, help="Also write skipped records to OUT/rejects/ with reason and file:line."),
@@ -48,21 +53,21 @@ def _engine_options(f):
     return f
 
 
-def _executor_options(kw) -> dict:
-    if kw["executor"] != "slurm":
-        return {}
-    return {"partition": kw["slurm_partition"], "time": kw["slurm_time"],
-            "cpus_per_task": kw["slurm_cpus_per_task"], "mem_per_cpu_gb": kw["slurm_mem_per_cpu_gb"],
-            "job_name": f"bench-sample-{Path(kw['out']).name}"}
+def _score_options(out, text_key, id_key, tasks, workers, executor, slurm_partition, slurm_time, cpus_per_task,
+                   mem_per_cpu_gb, strict, rejects, max_chars, limit, plot=False) -> ScoreOptions:
+    """The `_engine_options` flags as the one ScoreOptions value `score` and `run` pass on."""
+    return ScoreOptions(
+        text_key=text_key, id_key=id_key, strict=strict, limit=limit, rejects=rejects, max_chars=max_chars, plot=plot,
+        executor=ExecutorOptions(kind=executor, tasks=tasks, workers=workers, cpus_per_task=cpus_per_task,
+                                 mem_per_cpu_gb=mem_per_cpu_gb, slurm_partition=slurm_partition,
+                                 slurm_time=slurm_time, slurm_job_name=f"bench-sample-{Path(out).name}"),
+    )
 
 
 def _scorer(lm_dir, mode):
     from sampling.scorer import PerplexityScorer
 
-    try:
-        return PerplexityScorer(lm_dir, mode=mode or "lines")
-    except (FileNotFoundError, ValueError) as err:
-        raise click.ClickException(str(err)) from None
+    return PerplexityScorer(lm_dir, mode=mode or "lines")
 
 
 def _print_summary(stats: dict, out: str) -> None:
@@ -83,15 +88,6 @@ def _print_summary(stats: dict, out: str) -> None:
     click.echo(f"shards: {out}/data/  stats: {out}/stats.json{png}")
 
 
-def _errors(fn, *args, **kwargs):
-    from sampling.pipeline import SampleError
-
-    try:
-        return fn(*args, **kwargs)
-    except (SampleError, FileNotFoundError, ValueError) as err:
-        raise click.ClickException(str(err)) from None
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 def sample():
     """Perplexity sampling of a corpus with a KenLM model (BERTIN's recipe, on datatrove).
@@ -110,8 +106,8 @@ def sample():
 @sample.command()
 @_engine_options
 @click.option("--plot", is_flag=True, help="Also draw OUT/perplexity_hist.png (matplotlib costs ~1 s).")
-def score(input_, out, lm_dir, mode, text_key, id_key, tasks, workers, executor, strict, rejects, max_chars, limit,
-          plot, **kw):
+@user_errors
+def score(input_, out, lm_dir, mode, **engine):
     """Score every document: OUT/data/NNNNN.jsonl.gz with each input field plus `perplexity`.
 
     Nothing is dropped except bad input (counted by reason in OUT/stats.json). `bench sample run`
@@ -126,10 +122,8 @@ def score(input_, out, lm_dir, mode, text_key, id_key, tasks, workers, executor,
     """
     from sampling.pipeline import run_score
 
-    stats = _errors(run_score, input_, out, scorer=_scorer(lm_dir, mode), tasks=tasks, workers=workers,
-                    executor=executor, text_key=text_key, id_key=id_key, strict=strict, limit=limit,
-                    rejects=rejects, max_chars=max_chars, plot=plot,
-                    executor_options=_executor_options({**kw, "executor": executor, "out": out}))
+    options = _score_options(out, **engine)
+    stats = run_score(input_, out, scorer=_scorer(lm_dir, mode), options=options)
     _print_summary(stats, out)
 
 
@@ -143,6 +137,7 @@ def score(input_, out, lm_dir, mode, text_key, id_key, tasks, workers, executor,
 @click.option("--seed", default=0, show_default=True, help="Seed of the reservoir sample.")
 @click.option("--text-key", default="text", show_default=True)
 @click.option("--max-chars", default=DEFAULT_MAX_CHARS, show_default=True, type=int)
+@user_errors
 def boundaries(input_, out, lm_dir, mode, n_docs, reservoir, seed, text_key, max_chars):
     """Estimate perplexity quartiles (Q1, median, Q3) and save them with the LM and mode.
 
@@ -153,8 +148,8 @@ def boundaries(input_, out, lm_dir, mode, n_docs, reservoir, seed, text_key, max
     """
     from sampling.boundaries import estimate_boundaries
 
-    b = _errors(estimate_boundaries, input_, scorer=_scorer(lm_dir, mode), n_docs=n_docs, text_key=text_key,
-                reservoir=reservoir, seed=seed, max_chars=max_chars)
+    b = estimate_boundaries(input_, scorer=_scorer(lm_dir, mode), n_docs=n_docs, text_key=text_key,
+                            reservoir=reservoir, seed=seed, max_chars=max_chars)
     b.save(out)
     click.echo(f"Q1={b.q1:,.2f}  median={b.q2:,.2f}  Q3={b.q3:,.2f}  on {b.n:,} docs ({b.mode} mode)"
                + (f"; skipped {b.skipped}" if b.skipped else "") + f" -> {out}")
@@ -175,9 +170,9 @@ def boundaries(input_, out, lm_dir, mode, n_docs, reservoir, seed, text_key, max
 @click.option("--factor", type=float, default=None, help="Strategy factor (default: BERTIN's, or calibrated).")
 @click.option("--width", type=float, default=None, help="Gaussian width (default 9/2).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the keep hash.")
-def run(input_, out, lm_dir, mode, text_key, id_key, tasks, workers, executor, strict, rejects, max_chars, limit,
-        strategy, boundaries_file, boundary_docs, target_fraction, target_docs, target_tokens, factor, width, seed,
-        **kw):
+@user_errors
+def run(input_, out, lm_dir, mode, strategy, boundaries_file, boundary_docs, target_fraction, target_docs,
+        target_tokens, factor, width, seed, **engine):
     """Sample documents by perplexity: OUT/data/NNNNN.jsonl.gz (+ stats.json, perplexity_hist.png).
 
     A document is kept when a hash of (seed, its text or --id-key, its perplexity) falls below the
@@ -195,20 +190,20 @@ def run(input_, out, lm_dir, mode, text_key, id_key, tasks, workers, executor, s
     from sampling.boundaries import Boundaries
     from sampling.pipeline import run_sample
 
-    b = _errors(Boundaries.load, boundaries_file) if boundaries_file else None
+    options = _score_options(out, **engine)
+    b = Boundaries.load(boundaries_file) if boundaries_file else None
     if b is not None and mode is None:
         mode = b.mode  # the boundaries only make sense in the mode they were estimated with
-    stats = _errors(run_sample, input_, out, strategy=strategy, boundaries=b, target_fraction=target_fraction,
-                    target_docs=target_docs, target_tokens=target_tokens, seed=seed, scorer=_scorer(lm_dir, mode),
-                    tasks=tasks, workers=workers,
-                    executor=executor, text_key=text_key, strict=strict, limit=limit, id_key=id_key, factor=factor,
-                    width=width, rejects=rejects, max_chars=max_chars, boundary_docs=boundary_docs,
-                    executor_options=_executor_options({**kw, "executor": executor, "out": out}))
+    sample = SampleOptions(strategy=strategy, boundaries=b, target_fraction=target_fraction, target_docs=target_docs,
+                           target_tokens=target_tokens, factor=factor, width=width, seed=seed,
+                           boundary_docs=boundary_docs)
+    stats = run_sample(input_, out, sample=sample, scorer=_scorer(lm_dir, mode), options=options)
     _print_summary(stats, out)
 
 
 @sample.command()
 @click.argument("out", type=click.Path(exists=True, file_okay=False))
+@user_errors
 def stats(out):
     """(Re)build OUT/stats.json and the histogram from the per-task files, e.g. after a Slurm run.
 
@@ -218,7 +213,8 @@ def stats(out):
     """
     from bertin_bench.io import read_json
     from sampling.boundaries import Boundaries
-    from sampling.stats import aggregate
+    from sampling.executors import completion_view
+    from sampling.stats import LOGS, aggregate
     from sampling.strategies import make_strategy
 
     config = read_json(Path(out) / "run.json")["config"]
@@ -226,7 +222,8 @@ def stats(out):
     strategy = make_strategy(strat.pop("name"), **strat) if strat else None
     bfile = Path(out) / "boundaries.json"
     b = Boundaries.load(bfile) if bfile.exists() else None
-    result = _errors(aggregate, out, tasks=config["tasks"], config=config, strategy=strategy, boundaries=b)
+    executor = completion_view(str(Path(out) / LOGS), tasks=config["tasks"])
+    result = aggregate(out, executor=executor, config=config, strategy=strategy, boundaries=b)
     _print_summary(result, out)
     if result.get("status") == "complete":
         click.echo(json.dumps({k: result[k] for k in ("seen", "kept", "kept_fraction", "skipped")}, indent=2))

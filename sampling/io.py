@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import glob as _glob
 import heapq
+import logging
 import os
 import re
 from pathlib import Path
@@ -36,6 +37,10 @@ from datatrove.data import Document, DocumentsPipeline  # noqa: E402
 from datatrove.pipeline.base import PipelineStep  # noqa: E402
 from datatrove.pipeline.readers import HuggingFaceDatasetReader  # noqa: E402
 from datatrove.pipeline.readers.base import BaseReader  # noqa: E402
+
+from bertin_bench.io import read_json  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 SHARD_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".parquet")
 HF_PREFIX = "hf://"
@@ -62,6 +67,20 @@ class InputSpec:
         if self.hf_dataset:
             return f"hf://{self.hf_dataset}" + (f":{self.hf_config}" if self.hf_config else "") + f"@{self.hf_split}"
         return self.files[0] if len(self.files) == 1 else f"{len(self.files)} files under {os.path.commonpath(self.files)}"
+
+
+def stored_perplexity_ok(spec: InputSpec, identity: dict) -> bool:
+    """Whether ``perplexity`` fields in the input may be reused: only when the input is the output
+    of ``bench sample score``/``run`` and its scorer.json names the same LM, sp model and mode.
+    The one rule for trusting stored scores, used by the pipeline and by the boundaries."""
+    if not spec.source_dir:
+        return False
+    manifest = Path(spec.source_dir) / SCORER_MANIFEST
+    stored = read_json(manifest)
+    same = all(stored.get(k) == identity.get(k) for k in ("lm_hash", "sp_hash", "mode"))
+    if not same:
+        log.warning("%s: scored with another LM/mode than the current scorer; re-scoring", manifest)
+    return same
 
 
 _HF_RE = re.compile(r"^hf://(?P<ds>[^:@]+)(?::(?P<cfg>[^@]+))?(?:@(?P<split>.+))?$")
@@ -309,7 +328,7 @@ class ShardWriter(PipelineStep):
     ``datatrove.pipeline.writers`` runs that package's ``__init__``, which imports the Hub writer and
     with it huggingface_hub's whole API (0.16 s of every command's start-up), and none of
     ``DiskWriter``'s machinery was used here anyway. It is also the rejects writer of
-    ``sampling.pipeline.DropFilter``, which only needs ``with writer:`` and ``write(document, rank)``.
+    ``sampling.steps.DropFilter``, which only needs ``with writer:`` and ``write(document, rank)``.
     """
 
     name = "🐿 flat jsonl.gz shards"

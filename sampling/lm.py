@@ -29,8 +29,8 @@ from collections import deque
 from pathlib import Path
 from typing import Sequence
 
-from bertin_bench import provenance
-from bertin_bench.io import read_json, write_json_atomic
+from bertin_bench import markers, provenance
+from bertin_bench.io import atomic_dir, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,11 @@ class KenLMBinaryNotFound(FileNotFoundError):
     """lmplz/build_binary are not installed; the message says how to build them."""
 
 
-class LMTrainingError(RuntimeError):
-    """A stage of training failed; the message names the stage and carries the tool's stderr tail."""
+class LMTrainingError(RuntimeError, OSError):
+    """A stage of training failed; the message names the stage and carries the tool's stderr tail.
+
+    Also an ``OSError`` (a failing external program, like a failing file operation) so that
+    ``bertin_bench.errors.user_errors`` reports it in one line, as the other expected failures."""
 
 
 # -- finding the KenLM programs ------------------------------------------------------------------
@@ -180,8 +183,9 @@ def train_lm(
     sp_name, lm_name = f"{lang}.sp.model", f"{lang}.arpa.bin"
     log.info("hashing %s", text_path)
     text_hash = provenance.hash_file(text_path)
+    key = {"meta_version": META_VERSION, "input_sha256": text_hash, "options": options}
     if not force:
-        existing = _existing_meta(out_dir, text_hash, options, [sp_name, lm_name])
+        existing = _existing_meta(out_dir, key, [sp_name, lm_name])
         if existing is not None and (not keep_arpa or "arpa" in existing["files"]):
             log.info("%s already holds a model trained from this text with these options; "
                      "skipping (force=True retrains)", out_dir)
@@ -245,6 +249,7 @@ def train_lm(
 
         meta = {
             "meta_version": META_VERSION,
+            **markers.stamp(key),
             "files": {
                 "sp_model": {"name": sp_name, "bytes": sp_path.stat().st_size,
                              "sha256": provenance.hash_file(sp_path)},
@@ -423,17 +428,16 @@ def _arpa_counts(arpa_path: Path) -> dict[str, int]:
 def _publish(staging: Path, out_dir: Path, meta: dict, names: list[str]) -> None:
     """Move finished files from ``staging`` into ``out_dir``; ``lm_meta.json`` goes last.
 
-    A fresh ``out_dir`` appears in one rename. An existing one (it may hold other files) gets each
-    file replaced atomically; the old meta is removed first, so an interruption between renames
-    leaves a directory without ``lm_meta.json``, which the next run retrains.
+    A fresh ``out_dir`` appears in one rename (``atomic_dir``). An existing one may hold other
+    files, so it is not replaced: each model file is replaced atomically, the old meta removed
+    first, so an interruption between renames leaves a directory without ``lm_meta.json``, which
+    the next run retrains.
     """
     if not out_dir.exists():
-        fresh = staging / "out"
-        fresh.mkdir()
-        for name in names:
-            os.replace(staging / name, fresh / name)
-        write_json_atomic(fresh / META_NAME, meta)
-        os.replace(fresh, out_dir)
+        with atomic_dir(out_dir) as fresh:
+            for name in names:
+                os.replace(staging / name, fresh / name)
+            write_json_atomic(fresh / META_NAME, meta)
         return
     (out_dir / META_NAME).unlink(missing_ok=True)
     for name in names:
@@ -441,7 +445,9 @@ def _publish(staging: Path, out_dir: Path, meta: dict, names: list[str]) -> None
     write_json_atomic(out_dir / META_NAME, meta)
 
 
-def _existing_meta(out_dir: Path, text_hash: str, options: dict, names: list[str]) -> dict | None:
+def _existing_meta(out_dir: Path, key: dict, names: list[str]) -> dict | None:
+    """The meta of a model in ``out_dir`` made from ``key`` (text hash, options) whose files are
+    intact, else None (retrain)."""
     meta_path = out_dir / META_NAME
     if not meta_path.is_file():
         return None
@@ -449,9 +455,10 @@ def _existing_meta(out_dir: Path, text_hash: str, options: dict, names: list[str
         meta = read_json(meta_path)
     except ValueError:
         return None
-    if (meta.get("meta_version") != META_VERSION or meta.get("input", {}).get("sha256") != text_hash
-            or meta.get("options") != options):
+    if not markers.matches(meta, key):
         return None
+    # The key says what the model was made from; the hashes say the files are still that model
+    # (a copied-over or truncated file must not be trusted).
     for entry in meta["files"].values():
         if entry["name"] in names:
             path = out_dir / entry["name"]

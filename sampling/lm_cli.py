@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from bertin_bench.errors import user_errors
 from sampling import lm as lm_lib
 
 
@@ -42,6 +43,7 @@ def lm() -> None:
 @click.option("--keep-arpa", is_flag=True, help="Also keep the intermediate LANG.arpa in --out.")
 @click.option("--force", is_flag=True, help="Retrain even if --out already holds a model of this text and options.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or stage messages.")
+@user_errors
 def train(text, out, lang, vocab_size, order, prune, quantize, sp_sample_lines, normalize, max_lines,
           memory, threads, tmp_dir, keep_arpa, force, quiet) -> None:
     """Train LANG.sp.model + LANG.arpa.bin: CCNet-normalize, sentencepiece, lmplz, build_binary.
@@ -60,14 +62,11 @@ def train(text, out, lang, vocab_size, order, prune, quantize, sp_sample_lines, 
     if not quiet:
         # The root command logs warnings only unless -v; training is long, so show its stages.
         logging.getLogger(lm_lib.__name__).setLevel(logging.INFO)
-    try:
-        meta = lm_lib.train_lm(
-            text, out, lang=lang, vocab_size=vocab_size, order=order, prune=prune, quantize=quantize,
-            sp_sample_lines=sp_sample_lines, normalize=normalize, max_lines=max_lines, memory=memory,
-            threads=threads, keep_arpa=keep_arpa, tmp_dir=tmp_dir, force=force, progress=not quiet,
-        )
-    except (FileNotFoundError, ValueError, lm_lib.LMTrainingError) as err:
-        raise click.ClickException(str(err)) from None
+    meta = lm_lib.train_lm(
+        text, out, lang=lang, vocab_size=vocab_size, order=order, prune=prune, quantize=quantize,
+        sp_sample_lines=sp_sample_lines, normalize=normalize, max_lines=max_lines, memory=memory,
+        threads=threads, keep_arpa=keep_arpa, tmp_dir=tmp_dir, force=force, progress=not quiet,
+    )
     files = meta["files"]
     click.echo(
         f"{out}: {files['kenlm']['name']} ({files['kenlm']['bytes'] / 1e6:.1f} MB), "

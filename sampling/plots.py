@@ -7,17 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bertin_bench.io import atomic_path
+from bertin_bench import plotting
+from sampling.histogram import bin_edges
 
 
 def perplexity_histogram(path, hist_seen, hist_kept, *, boundaries=None, strategy=None, title: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from sampling.stats import bin_edges
-
+    plt = plotting.pyplot()
     edges = bin_edges()
     seen = np.asarray(hist_seen, dtype=float)
     kept = np.asarray(hist_kept, dtype=float)
@@ -51,9 +46,6 @@ def perplexity_histogram(path, hist_seen, hist_kept, *, boundaries=None, strateg
         title = f"{title}\n{strategy.name}, factor={strategy.factor:.4g}"
     ax.legend(loc="upper left")
     ax.set_title(title, fontsize=10)
-    fig.subplots_adjust(left=0.08, right=0.92, bottom=0.11, top=0.9)  # fixed: tight_layout costs ~0.5 s
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    # fixed margins, not plotting.finish(): its tight_layout costs ~0.5 s, every run draws this figure
+    fig.subplots_adjust(left=0.08, right=0.92, bottom=0.11, top=0.9)
+    return plotting.save(fig, path, dpi=110)

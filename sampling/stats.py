@@ -8,37 +8,19 @@ Aggregation only reads files, so it also works after a cluster run (``bench samp
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import logging
 from pathlib import Path
 
 from bertin_bench.io import read_json, write_json_atomic
 from bertin_bench.provenance import environment
+from sampling.histogram import HIST_BINS, HIST_HI, HIST_LO, hist_quantile
 from sampling.io import DATA_SUBDIR, ShardWriter
+from sampling.steps import VALIDATE_STEP
 
 log = logging.getLogger(__name__)
 
-LOGS = "logs"
-TASK_STATS = "sampling"
-HIST_LO, HIST_HI, HIST_BINS = 0.0, 8.0, 800
-VALIDATE_STEP = "🧹 skip bad input"
-
-
-def bin_edges():
-    import numpy as np  # for the plot only: `bench sample score` starts without numpy
-
-    return 10.0 ** np.linspace(HIST_LO, HIST_HI, HIST_BINS + 1)
-
-
-def hist_quantile(hist, q: float) -> float | None:
-    """Approximate quantile from a log-binned histogram (bin centre in log space)."""
-    cumulative = list(itertools.accumulate(hist))
-    if not cumulative or cumulative[-1] == 0:
-        return None
-    i = bisect.bisect_left(cumulative, q * cumulative[-1])
-    lo = HIST_LO + (HIST_HI - HIST_LO) * i / HIST_BINS
-    return float(10 ** (lo + (HIST_HI - HIST_LO) / HIST_BINS / 2))
+LOGS = "logs"  # datatrove's logging dir inside OUT: logs, task stats, completion markers
+TASK_STATS = "sampling"  # our per-task counters, inside LOGS
 
 
 def _add(a: dict, b: dict) -> dict:
@@ -78,15 +60,17 @@ def _skip_reasons(stats_file: Path) -> dict[str, int]:
     return reasons
 
 
-def aggregate(out_dir, *, tasks: int, config: dict | None = None, strategy=None, boundaries=None, scorer=None,
+def aggregate(out_dir, *, executor, config: dict | None = None, strategy=None, boundaries=None, scorer=None,
               reused_scores: bool = False, plot: bool = True, provenance: dict | None = None) -> dict:
-    """Sum the per-task files into ``stats.json`` (+ the histogram PNG). With tasks still missing
-    (a cluster run in progress) nothing is written and the status says how many are done."""
+    """Sum the per-task files into ``stats.json`` (+ the histogram PNG). ``executor``: the datatrove
+    executor of the pass (or ``executors.completion_view``), asked which tasks completed. With tasks
+    still missing (a cluster run in progress) nothing is written and the status says how many are done."""
     out_dir = Path(out_dir)
     logs = out_dir / LOGS
-    done = [r for r in range(tasks) if (logs / "completions" / f"{r:05d}").exists()]
-    if len(done) < tasks:
-        return {"status": "incomplete", "tasks": tasks, "completed": len(done)}
+    tasks = executor.world_size
+    incomplete = executor.get_incomplete_ranks()
+    if incomplete:
+        return {"status": "incomplete", "tasks": tasks, "completed": tasks - len(incomplete)}
     if config is None:
         config = read_json(out_dir / "run.json")["config"]
     totals: dict = {}

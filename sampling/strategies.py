@@ -2,7 +2,7 @@
 
 Each strategy is a small immutable class with a vectorized ``keep_probability(pp)`` (a float or a
 numpy array in, the same shape out) and BERTIN's defaults. Whether a document is actually kept is
-decided elsewhere (``pipeline.keep_uniform``) from a hash, so strategies are pure functions.
+decided elsewhere (``steps.keep_uniform``) from a hash, so strategies are pure functions.
 
 BERTIN's originals (``bertin-project/mc4-sampling``) left the probability undefined when the
 perplexity equalled a boundary and crashed when ``factor`` was None; here every perplexity falls in

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from bertin_bench.cli import main
 from sampling.boundaries import estimate_boundaries
-from sampling.pipeline import SampleError, run_sample, run_score
-from tests.sampling.util import read_lines, read_shards
+from sampling.options import SampleError
+from tests.sampling.util import read_lines, read_shards, sample, score
 
 BAD = [
     (b'{"text": "roto', "malformed_json"),
@@ -45,7 +45,7 @@ def messy(web_sample, tmp_path_factory):
 
 def test_bad_records_are_counted_and_rejected_with_file_and_line(messy, lines_scorer, tmp_path):
     path, where = messy
-    stats = run_score(path, tmp_path / "o", scorer=lines_scorer, rejects=True, tasks=2)
+    stats = score(path, tmp_path / "o", scorer=lines_scorer, rejects=True, tasks=2)
     assert stats["skipped"] == {reason: 1 for reason in where.values()}
     assert stats["seen"] == 40 and stats["records"] == 40 + len(BAD) and stats["kept"] == 40
     assert len(read_shards(tmp_path / "o")) == 40
@@ -63,7 +63,7 @@ def test_strict_turns_the_first_bad_record_into_an_error(messy, lines_scorer, tm
     path, where = messy
     first = min(where)
     with pytest.raises(SampleError, match=rf"{path}:{first}: malformed_json: invalid JSON"):
-        run_score(path, tmp_path / "o", scorer=lines_scorer, strict=True)
+        score(path, tmp_path / "o", scorer=lines_scorer, strict=True)
 
 
 def test_strict_on_the_cli_exits_nonzero_naming_the_line(messy, kenlm_dir, tmp_path):
@@ -76,7 +76,7 @@ def test_strict_on_the_cli_exits_nonzero_naming_the_line(messy, kenlm_dir, tmp_p
 
 def test_too_long_limit_is_configurable(messy, lines_scorer, tmp_path):
     path, _ = messy
-    stats = run_score(path, tmp_path / "o", scorer=lines_scorer, max_chars=0)  # 0: no limit
+    stats = score(path, tmp_path / "o", scorer=lines_scorer, max_chars=0)  # 0: no limit
     assert "too_long" not in stats["skipped"] and stats["seen"] == 41
 
 
@@ -94,7 +94,7 @@ def test_missing_lm_and_foreign_boundaries(messy, kenlm_dir, ccnet_scorer, lines
     assert res.exit_code == 1 and f"{tmp_path / 'nowhere' / 'es.arpa.bin'} not found" in res.output
     b = estimate_boundaries(path, scorer=ccnet_scorer, n_docs=20, progress=False)
     with pytest.raises(ValueError, match="another LM or scoring mode"):
-        run_sample(path, tmp_path / "s", strategy="gaussian", boundaries=b, scorer=lines_scorer)
+        sample(path, tmp_path / "s", strategy="gaussian", boundaries=b, scorer=lines_scorer)
     res = CliRunner().invoke(main, ["sample", "run", "-i", str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "s2"),
                                     "--lm-dir", str(kenlm_dir)])
     assert res.exit_code == 1 and "missing.jsonl does not exist" in res.output

@@ -12,8 +12,7 @@ from click.testing import CliRunner
 
 from bertin_bench.cli import main
 from sampling.io import FlatReader, InputSpec, make_reader, parse_input
-from sampling.pipeline import run_sample, run_score
-from tests.sampling.util import read_shards
+from tests.sampling.util import read_shards, sample, score
 
 
 def test_hub_input_syntax():
@@ -61,8 +60,8 @@ def test_one_file_is_split_across_tasks_by_bytes(web_slice):
 def test_parquet_input_scores_like_jsonl(web_slice, ccnet_scorer, tmp_path):
     rows = [json.loads(line) for line in web_slice(60).read_text().splitlines()]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "part.parquet")
-    run_score(tmp_path / "part.parquet", tmp_path / "pq", scorer=ccnet_scorer)
-    run_score(web_slice(60), tmp_path / "js", scorer=ccnet_scorer)
+    score(tmp_path / "part.parquet", tmp_path / "pq", scorer=ccnet_scorer)
+    score(web_slice(60), tmp_path / "js", scorer=ccnet_scorer)
     assert read_shards(tmp_path / "pq") == read_shards(tmp_path / "js")
 
 
@@ -76,9 +75,9 @@ def test_hub_reader_streams_like_the_flat_reader(web_slice, ccnet_scorer, tmp_pa
     (dataset / "part-1.jsonl").write_text("".join(lines[120:]), encoding="utf-8")
     common = dict(strategy="random", factor=0.5, scorer=ccnet_scorer, seed=1)
     hub = InputSpec(hf_dataset=str(dataset))
-    runs = {"flat": run_sample(dataset, tmp_path / "flat", **common),
-            "hub1": run_sample(hub, tmp_path / "hub1", **common),
-            "hub2": run_sample(hub, tmp_path / "hub2", tasks=2, workers=2, **common)}
+    runs = {"flat": sample(dataset, tmp_path / "flat", **common),
+            "hub1": sample(hub, tmp_path / "hub1", **common),
+            "hub2": sample(hub, tmp_path / "hub2", tasks=2, workers=2, **common)}
     records = {name: sorted(read_shards(tmp_path / name), key=lambda r: r["text"]) for name in runs}
     # `datasets` types the JSON: "2022-03-08T16:05:33Z" comes back as a datetime (pyarrow converts
     # zoned times to UTC and drops the zone), written in RFC 3339 without the "Z" (docs/sampling.md).
@@ -120,22 +119,29 @@ def test_cli_boundaries_then_run_uses_the_boundaries_mode(web_slice, kenlm_dir, 
     assert res.exit_code == 0 and json.loads((tmp_path / "o" / "stats.json").read_text())["kept"] == stats["kept"]
 
 
-def test_executor_selection_errors(tmp_path):
-    from sampling.pipeline import SampleError, make_executor
+def test_executor_is_built_from_the_options(tmp_path):
+    from bertin_bench.executor import ExecutorOptions
+    from sampling.executors import completion_view, make_executor
 
-    with pytest.raises(SampleError, match="--slurm-partition and --slurm-time"):
-        make_executor("slurm", [], tasks=2, workers=1, logging_dir=str(tmp_path))
-    exe = make_executor("slurm", [], tasks=2, workers=1, logging_dir=str(tmp_path), partition="cpu", time="01:00:00")
+    slurm = ExecutorOptions(kind="slurm", tasks=2, slurm_partition="cpu", slurm_time="01:00:00", cpus_per_task=3,
+                            slurm_job_name="bench-sample-x")
+    exe = make_executor([], slurm, logging_dir=str(tmp_path / "logs"))
     assert type(exe).__name__ == "SlurmPipelineExecutor" and exe.world_size == 2  # built, not submitted
-    with pytest.raises(SampleError, match="unknown executor"):
-        make_executor("dask", [], tasks=1, workers=1, logging_dir=str(tmp_path))
+    assert (exe.partition, exe.time, exe.cpus_per_task, exe.job_name) == ("cpu", "01:00:00", 3, "bench-sample-x")
+    local = make_executor([], ExecutorOptions(tasks=3, workers=2), logging_dir=str(tmp_path / "logs"))
+    assert (local.world_size, local.workers) == (3, 2)
+    # completions are the executor's answer, whichever executor ran the tasks
+    (tmp_path / "logs" / "completions").mkdir(parents=True)
+    (tmp_path / "logs" / "completions" / "00001").touch()
+    assert completion_view(str(tmp_path / "logs"), tasks=3).get_incomplete_ranks() == [0, 2]
+    assert exe.get_incomplete_ranks() == [0]
 
 
 def test_strict_error_surfaces_from_worker_processes(web_slice, ccnet_scorer, tmp_path):
-    from sampling.pipeline import SampleError
+    from sampling.options import SampleError
 
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(web_slice(30).read_bytes() + b'{"text": null}\n')
     with pytest.raises(SampleError, match=rf"{bad}:31: missing_text"):
-        run_score(bad, tmp_path / "o", scorer=ccnet_scorer, tasks=2, workers=2, strict=True)
+        score(bad, tmp_path / "o", scorer=ccnet_scorer, tasks=2, workers=2, strict=True)
     assert not (tmp_path / "o" / "stats.json").exists()

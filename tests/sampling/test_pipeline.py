@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from sampling.boundaries import estimate_boundaries
-from sampling.pipeline import SampleError, keep_uniform, run_sample, run_score
-from tests.sampling.util import read_shards
+from sampling.options import SampleError
+from sampling.steps import keep_uniform
+from tests.sampling.util import read_shards, sample, score
 
 N = 1200
 
@@ -30,7 +31,7 @@ def boundaries(web_slice, ccnet_scorer):
 @pytest.fixture(scope="module")
 def scored(web_slice, ccnet_scorer, tmp_path_factory):
     out = tmp_path_factory.mktemp("scored")
-    stats = run_score(web_slice(N), out, scorer=ccnet_scorer, tasks=2, workers=2)
+    stats = score(web_slice(N), out, scorer=ccnet_scorer, tasks=2, workers=2)
     return out, stats
 
 
@@ -66,15 +67,15 @@ def test_same_kept_set_for_shuffled_input_and_task_counts(web_slice, ccnet_score
     with gzip.open(shuffled, "wt", encoding="utf-8") as f:
         f.writelines(lines)
     common = dict(strategy="gaussian", boundaries=boundaries, target_fraction=0.3, scorer=ccnet_scorer, seed=7)
-    one = run_sample(web_slice(N), tmp_path / "one", tasks=1, **common)
-    two = run_sample(web_slice(N), tmp_path / "two", tasks=2, workers=2, **common)
-    shuf = run_sample(shuffled, tmp_path / "shuf", tasks=3, workers=1, **common)
+    one = sample(web_slice(N), tmp_path / "one", tasks=1, **common)
+    two = sample(web_slice(N), tmp_path / "two", tasks=2, workers=2, **common)
+    shuf = sample(shuffled, tmp_path / "shuf", tasks=3, workers=1, **common)
     assert 0 < one["kept"] < N
     assert kept_texts(tmp_path / "one") == kept_texts(tmp_path / "two") == kept_texts(tmp_path / "shuf")
     assert one["kept"] == two["kept"] == shuf["kept"] and counts(one) == counts(two) == counts(shuf)
     assert len(list((tmp_path / "shuf" / "data").glob("*.jsonl.gz"))) == 3
     # another seed keeps another set
-    other = run_sample(web_slice(N), tmp_path / "seed8", **{**common, "seed": 8})
+    other = sample(web_slice(N), tmp_path / "seed8", **{**common, "seed": 8})
     assert kept_texts(tmp_path / "seed8") != kept_texts(tmp_path / "one") and other["kept"] > 0
 
 
@@ -87,7 +88,7 @@ def test_keep_decision_depends_only_on_seed_key_perplexity():
 
 def test_run_reuses_stored_perplexity_and_reports_stats(scored, ccnet_scorer, boundaries, tmp_path):
     out, _ = scored
-    stats = run_sample(out, tmp_path / "s", strategy="stepwise", boundaries=boundaries, target_fraction=0.3,
+    stats = sample(out, tmp_path / "s", strategy="stepwise", boundaries=boundaries, target_fraction=0.3,
                        scorer=ccnet_scorer)
     assert stats["reused_stored_perplexity"] is True
     task_stats = json.loads((tmp_path / "s" / "logs" / "stats" / "00000.json").read_text())
@@ -104,15 +105,15 @@ def test_run_reuses_stored_perplexity_and_reports_stats(scored, ccnet_scorer, bo
 
 
 def test_rerun_with_another_config_is_refused(web_slice, ccnet_scorer, boundaries, tmp_path):
-    run_sample(web_slice(200), tmp_path / "o", strategy="random", factor=0.5, scorer=ccnet_scorer)
-    again = run_sample(web_slice(200), tmp_path / "o", strategy="random", factor=0.5, scorer=ccnet_scorer)
+    sample(web_slice(200), tmp_path / "o", strategy="random", factor=0.5, scorer=ccnet_scorer)
+    again = sample(web_slice(200), tmp_path / "o", strategy="random", factor=0.5, scorer=ccnet_scorer)
     assert again["kept"] > 0  # same config: completed tasks are skipped, stats rebuilt from disk
     with pytest.raises(SampleError, match="another configuration.*strategy"):
-        run_sample(web_slice(200), tmp_path / "o", strategy="random", factor=0.4, scorer=ccnet_scorer)
+        sample(web_slice(200), tmp_path / "o", strategy="random", factor=0.4, scorer=ccnet_scorer)
 
 
 def test_target_docs(web_slice, ccnet_scorer, boundaries, tmp_path):
-    stats = run_sample(web_slice(N), tmp_path / "o", strategy="gaussian", boundaries=boundaries,
+    stats = sample(web_slice(N), tmp_path / "o", strategy="gaussian", boundaries=boundaries,
                        target_docs=400, scorer=ccnet_scorer)
     assert stats["target"]["input_records"] == N and stats["expected_kept"] == pytest.approx(400, rel=0.03)
 
@@ -123,18 +124,18 @@ def test_target_tokens(web_slice, ccnet_scorer, boundaries, tmp_path, strategy):
     documents, hit the target (documents differ in length, and the strategies prefer some lengths)."""
     words = sum(len(json.loads(line)["text"].split()) for line in web_slice(N).read_text().splitlines())
     target = words // 4
-    stats = run_sample(web_slice(N), tmp_path / "o", strategy=strategy, boundaries=boundaries,
+    stats = sample(web_slice(N), tmp_path / "o", strategy=strategy, boundaries=boundaries,
                        target_tokens=target, scorer=ccnet_scorer)
     assert stats["target"]["input_words"] == words == stats["words_seen"]
     # the calibration sample is the whole input here, so the expectation is exact up to bisection
     assert stats["expected_tokens_kept"] == pytest.approx(target, rel=0.02)
     assert stats["tokens_kept"] == pytest.approx(target, rel=0.15 if strategy != "random" else 0.08)
     if strategy == "gaussian":  # the document-count target gives a different factor: long docs are typical
-        by_docs = run_sample(web_slice(N), tmp_path / "d", strategy=strategy, boundaries=boundaries,
+        by_docs = sample(web_slice(N), tmp_path / "d", strategy=strategy, boundaries=boundaries,
                              target_fraction=0.25, scorer=ccnet_scorer)
         assert by_docs["strategy"]["factor"] != stats["strategy"]["factor"]
     with pytest.raises(SampleError, match="not --target-docs and --target-tokens"):
-        run_sample(web_slice(N), tmp_path / "x", strategy=strategy, boundaries=boundaries, target_docs=3,
+        sample(web_slice(N), tmp_path / "x", strategy=strategy, boundaries=boundaries, target_docs=3,
                    target_tokens=3, scorer=ccnet_scorer)
 
 
@@ -142,15 +143,15 @@ def test_crashed_task_is_rerun_and_output_identical(web_slice, ccnet_scorer, bou
     """Simulate a task that died mid-way: no completion marker, a garbage partial shard, a
     stale stats file. Rerunning the same call redoes that task only and matches a clean run."""
     common = dict(strategy="gaussian", boundaries=boundaries, target_fraction=0.3, scorer=ccnet_scorer, tasks=2)
-    clean = run_sample(web_slice(N), tmp_path / "clean", **common)
+    clean = sample(web_slice(N), tmp_path / "clean", **common)
     out = tmp_path / "crash"
-    run_sample(web_slice(N), out, **common)
+    sample(web_slice(N), out, **common)
     (out / "logs" / "completions" / "00001").unlink()
     (out / "data" / "00001.jsonl.gz").rename(out / "data" / ".00001.jsonl.gz.partial")
     with gzip.open(out / "data" / ".00001.jsonl.gz.partial", "ab") as f:
         f.write(b'{"text": "half a rec')
     done_before = (out / "data" / "00000.jsonl.gz").stat().st_mtime_ns
-    resumed = run_sample(web_slice(N), out, **common)
+    resumed = sample(web_slice(N), out, **common)
     assert (out / "data" / "00000.jsonl.gz").stat().st_mtime_ns == done_before  # task 0 not redone
     assert not list((out / "data").glob(".*partial"))
     assert read_shards(out) == read_shards(tmp_path / "clean")
@@ -187,7 +188,7 @@ def test_killed_cli_run_resumes_to_identical_output(web_slice, boundaries, tmp_p
 
 
 def test_random_target_needs_no_boundaries(web_slice, ccnet_scorer, tmp_path):
-    stats = run_sample(web_slice(200), tmp_path / "o", strategy="random", target_fraction=0.5, scorer=ccnet_scorer)
+    stats = sample(web_slice(200), tmp_path / "o", strategy="random", target_fraction=0.5, scorer=ccnet_scorer)
     assert stats["strategy"] == {"name": "random", "factor": 0.5}
     assert not (tmp_path / "o" / "boundaries.json").exists() and stats["by_quartile"] == {}
     assert 0.38 < stats["kept_fraction"] < 0.62  # 200 documents, p = 0.5

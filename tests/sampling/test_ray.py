@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sampling.pipeline import run_sample
-from tests.sampling.util import read_shards
+from tests.sampling.util import read_shards, sample
 
 ray = pytest.importorskip("ray", reason="the `ray` extra is not installed")
 
@@ -21,9 +20,9 @@ def local_ray():
 def test_ray_one_vs_two_tasks_same_kept_set(local_ray, web_slice, ccnet_scorer, tmp_path):
     common = dict(strategy="random", factor=0.4, scorer=ccnet_scorer, seed=3)
     path = web_slice(400)
-    local = run_sample(path, tmp_path / "local", tasks=1, **common)
-    one = run_sample(path, tmp_path / "ray1", tasks=1, workers=1, executor="ray", **common)
-    two = run_sample(path, tmp_path / "ray2", tasks=2, workers=2, executor="ray", **common)
+    local = sample(path, tmp_path / "local", tasks=1, **common)
+    one = sample(path, tmp_path / "ray1", tasks=1, workers=1, kind="ray", **common)
+    two = sample(path, tmp_path / "ray2", tasks=2, workers=2, kind="ray", **common)
     texts = [sorted(r["text"] for r in read_shards(tmp_path / d)) for d in ("local", "ray1", "ray2")]
     assert texts[0] == texts[1] == texts[2] and 0 < len(texts[0]) < 400
     assert local["kept"] == one["kept"] == two["kept"] and two["tasks"] == 2

@@ -15,6 +15,7 @@ HEAVY = ("requests", "urllib3", "huggingface_hub.hf_api", "huggingface_hub.hf_fi
 
 def test_sample_commands_start_without_heavy_imports():
     code = ("import sys, json; import bertin_bench.cli, sampling.cli, sampling.pipeline, sampling.stats, "
+            "sampling.steps, sampling.executors, sampling.options, sampling.histogram, "
             "sampling.io, sampling.scorer; import datatrove.executor; "
             f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
