@@ -144,13 +144,14 @@ class Trainer:
         import jax
         import jax.numpy as jnp
         import optax
-        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+        from bertin_bench.jaxtools import DataParallel, masked_mean_loss
 
         self.model = model
-        self.devices = jax.local_devices()
-        mesh = Mesh(np.array(self.devices), ("data",))
-        self.data_sharding = NamedSharding(mesh, P("data"))
-        self.replicated = NamedSharding(mesh, P())
+        self.parallel = DataParallel(jax.local_devices())
+        self.devices = self.parallel.devices
+        self.data_sharding = self.parallel.sharded
+        self.replicated = self.parallel.replicated
 
         def forward(params, batch, rng, train):
             kwargs = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
@@ -158,12 +159,7 @@ class Trainer:
                          dropout_rng=rng, train=train, **kwargs)[0]
 
         def loss_fn(params, batch, rng):
-            logits = forward(params, batch, rng, True)
-            labels = jnp.maximum(batch["labels"], 0)
-            logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-            nll = -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
-            w = batch["weights"]
-            return (nll * w).sum() / jnp.maximum(w.sum(), 1.0)
+            return masked_mean_loss(forward(params, batch, rng, True), batch["labels"], batch["weights"])
 
         def train_step(params, opt_state, batch, rng):
             rng, dropout_rng = jax.random.split(rng)
@@ -178,35 +174,19 @@ class Trainer:
         self.predict_step = jax.jit(predict_step)
 
     def put_batch(self, batch: dict) -> dict:
-        import jax
-
-        return {k: jax.device_put(v, self.data_sharding) for k, v in batch.items()}
+        return self.parallel.put_batch(batch)
 
     def put_replicated(self, tree):
-        import jax
-
-        return jax.device_put(tree, self.replicated)
+        return self.parallel.replicate(tree)
 
 
 def adamw(hp: dict, total_steps: int):
     """AdamW with linear warmup then linear decay to 0; no weight decay on biases and LayerNorm."""
-    import jax
     import optax
 
-    warmup = int(hp["warmup_ratio"] * total_steps)
-    schedule = optax.join_schedules(
-        [optax.linear_schedule(0.0, hp["learning_rate"], max(warmup, 1)),
-         optax.linear_schedule(hp["learning_rate"], 0.0, max(total_steps - warmup, 1))],
-        [warmup],
-    )
+    from bertin_bench.jaxtools import decay_mask, warmup_linear_schedule
 
-    def decay_mask(params):
-        def keep(path, _):
-            name = "/".join(str(getattr(p, "key", p)) for p in path).lower()
-            return not (name.endswith("bias") or "layernorm" in name or "layer_norm" in name)
-
-        return jax.tree_util.tree_map_with_path(keep, params)
-
+    schedule = warmup_linear_schedule(hp["learning_rate"], total_steps, int(hp["warmup_ratio"] * total_steps))
     return optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=hp["weight_decay"], mask=decay_mask)
 
 

@@ -7,15 +7,16 @@
 - ``config.yaml``    the resolved config of the run,
 - ``tokenizer/``     the tokenizer files, so a checkpoint directory is self-contained.
 
-A checkpoint is written to a hidden temporary directory and renamed into place, so a kill never
-leaves a half-written one that ``--resume`` would trust; the oldest are deleted beyond ``keep_last``.
+A checkpoint is written to a hidden temporary directory and renamed into place
+(:func:`bertin_bench.io.atomic_dir`), so a kill never leaves a half-written one that ``--resume``
+would trust; the oldest are deleted beyond ``keep_last``. Only ``step_*`` directories of this run's
+``checkpoints/`` are ever replaced or deleted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import shutil
 from pathlib import Path
@@ -24,17 +25,23 @@ from typing import Any
 import flax.serialization
 import numpy as np
 
-from bertin_bench.io import read_json, write_json_atomic, write_text_atomic
+from bertin_bench import markers
+from bertin_bench.exports import EXPORT_INFO, read_export_info
+from bertin_bench.io import atomic_dir, read_json, write_json_atomic, write_text_atomic
 from bertin_bench.provenance import environment, hash_dir
 
 log = logging.getLogger(__name__)
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
-EXPORT_INFO = "bertin_pretraining.json"
 
 
 def checkpoints_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / "checkpoints"
+
+
+def step_dir(run_dir: str | Path, step: int) -> Path:
+    """Where the checkpoint of ``step`` lives (or will)."""
+    return checkpoints_dir(run_dir) / f"step_{step:08d}"
 
 
 def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
@@ -72,26 +79,15 @@ def to_host(tree):
 
 def save_checkpoint(run_dir: str | Path, step: int, state: Any, metadata: dict, config_yaml: str,
                     tokenizer_dir: Path, keep_last: int) -> Path:
-    root = checkpoints_dir(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step_{step:08d}"
-    tmp = root / f".step_{step:08d}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    final = step_dir(run_dir, step)
+    # replace=True: the same step written again (a re-run after a crash) is this run's own output.
+    with atomic_dir(final, replace=True) as tmp:
         blob = flax.serialization.to_bytes(to_host(state))
         (tmp / "state.msgpack").write_bytes(blob)
         metadata = {**metadata, "state_hash": hashlib.sha256(blob).hexdigest()[:16]}
         write_text_atomic(tmp / "config.yaml", config_yaml)
         shutil.copytree(tokenizer_dir, tmp / "tokenizer")
         write_json_atomic(tmp / "metadata.json", {**metadata, "step": step, "provenance": environment()})
-        if final.exists():  # the same step written again (e.g. re-run after a crash): replace it
-            shutil.rmtree(final)
-        tmp.rename(final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     for _, old in list_checkpoints(run_dir)[:-keep_last] if keep_last > 0 else []:
         shutil.rmtree(old)
     return final
@@ -140,13 +136,11 @@ def export_hf(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
         ckpt = latest_checkpoint(ckpt)  # a run directory: export its latest checkpoint
     meta = load_metadata(ckpt)
     out = Path(out_dir)
+    key = export_key(meta)
     if out.exists():
-        info = out / EXPORT_INFO
-        if info.exists():
-            old = read_json(info)
-            if old.get("checkpoint_hash") == meta.get("state_hash") and old.get("steps") == meta["step"]:
-                log.info("%s already holds this export", out)
-                return out
+        if markers.matches(_export_info_or_none(out), key):
+            log.info("%s already holds this export", out)
+            return out
         raise FileExistsError(f"{out} exists and is not an export of {ckpt}: choose another output directory")
     cfg = load_config(ckpt / "config.yaml")
     tok = load_tokenizer(ckpt / "tokenizer")
@@ -154,11 +148,7 @@ def export_hf(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
     config = roberta_config(cfg.model, tok)
     config.architectures = ["RobertaForMaskedLM"]
     params = load_params(ckpt)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(out) as tmp:
         model = FlaxRobertaForMaskedLM(config, _do_init=False)
         model.save_pretrained(str(tmp), params=params)
         tok.save_pretrained(str(tmp))
@@ -173,12 +163,21 @@ def export_hf(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
             "checkpoint_hash": meta.get("state_hash"),
             "eval": meta.get("eval"),
             "provenance": {"export": environment(), "training": meta.get("provenance")},
+            **markers.stamp(key),
         })
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out
+
+
+def export_key(meta: dict) -> dict:
+    """What an export is made from: the checkpoint's exact state (its hash) at its step."""
+    return {"checkpoint_hash": meta.get("state_hash"), "steps": meta["step"]}
+
+
+def _export_info_or_none(out: Path) -> dict | None:
+    try:
+        return read_export_info(out)
+    except ValueError:  # an unreadable info file: not a finished export of ours
+        return None
 
 
 def tokenizer_identity(tokenizer_dir: Path, source: str, vocab_size: int) -> dict:

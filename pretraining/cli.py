@@ -8,6 +8,8 @@ import json
 
 import click
 
+from bertin_bench.errors import user_errors
+
 
 class _TrainOrSubcommand(click.Group):
     """``bench pretrain [OPTIONS] [key=value ...]`` trains; ``bench pretrain export|tokenizer ...``
@@ -40,6 +42,7 @@ class _TrainOrSubcommand(click.Group):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run directory (overrides out_dir).")
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
 @click.pass_context
+@user_errors
 def pretrain(ctx, config_name, resume, out_dir, print_config):
     """Pre-train a RoBERTa masked LM (JAX/Flax) on sampled shards.
 
@@ -65,22 +68,19 @@ def pretrain(ctx, config_name, resume, out_dir, print_config):
     from pretraining.config import load_config
 
     extra = list(ctx.meta.get("pretrain.overrides", [])) + ([f"out_dir={out_dir}"] if out_dir else [])
-    try:
-        cfg = load_config(config_name, extra)
-        if print_config:
-            click.echo(cfg.to_yaml())
-            return
-        from pretraining.train import train
+    cfg = load_config(config_name, extra)
+    if print_config:
+        click.echo(cfg.to_yaml())
+        return
+    from pretraining.train import train
 
-        summary = train(cfg, resume=resume)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        raise click.ClickException(str(err)) from None
-    click.echo(json.dumps(summary, indent=2))
+    click.echo(json.dumps(train(cfg, resume=resume), indent=2))
 
 
 @pretrain.command("export")
 @click.argument("checkpoint_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
+@user_errors
 def export_cmd(checkpoint_dir, out_dir):
     """Export a checkpoint (or a run directory's latest) as a Hugging Face model directory.
 
@@ -94,11 +94,7 @@ def export_cmd(checkpoint_dir, out_dir):
     """
     from pretraining.checkpoint import export_hf
 
-    try:
-        out = export_hf(checkpoint_dir, out_dir)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        raise click.ClickException(str(err)) from None
-    click.echo(str(out))
+    click.echo(str(export_hf(checkpoint_dir, out_dir)))
 
 
 @pretrain.command("tokenizer")
@@ -107,7 +103,9 @@ def export_cmd(checkpoint_dir, out_dir):
 @click.option("--vocab-size", type=int, default=50265, show_default=True, help="Vocabulary size, specials included.")
 @click.option("--min-frequency", type=int, default=2, show_default=True, help="Minimum pair count for a merge.")
 @click.option("--max-docs", type=int, default=100_000, show_default=True, help="Documents read (0 = all).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output tokenizer directory.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output tokenizer directory: new, empty, or a tokenizer this command wrote (replaced).")
+@user_errors
 def tokenizer_cmd(data, vocab_size, min_frequency, max_docs, out_dir):
     """Train a byte-level BPE with RoBERTa's special tokens (<s>, <pad>, </s>, <unk>, <mask>).
 
@@ -118,8 +116,4 @@ def tokenizer_cmd(data, vocab_size, min_frequency, max_docs, out_dir):
     """
     from pretraining.tokenizer import train_bpe
 
-    try:
-        out = train_bpe(list(data), out_dir, vocab_size, min_frequency=min_frequency, max_docs=max_docs or None)
-    except (ValueError, FileNotFoundError) as err:
-        raise click.ClickException(str(err)) from None
-    click.echo(str(out))
+    click.echo(str(train_bpe(list(data), out_dir, vocab_size, min_frequency=min_frequency, max_docs=max_docs or None)))

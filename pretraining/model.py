@@ -15,6 +15,8 @@ import jax.numpy as jnp
 from transformers import RobertaConfig
 from transformers.models.roberta.modeling_flax_roberta import FlaxRobertaLMHead, FlaxRobertaModule
 
+from bertin_bench.jaxtools import masked_loss_sums
+
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -66,15 +68,6 @@ def init_params(module: MaskedLM, seq_len: int, seed: int):
     return module.init(jax.random.PRNGKey(seed), ids, jnp.ones_like(ids))["params"]
 
 
-def masked_loss_sums(logits: jax.Array, targets: jax.Array, weights: jax.Array):
-    """(sum of cross-entropy, sum of weights, number correct) over the weighted positions; the
-    softmax runs in float32 whatever the compute dtype."""
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
-    correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
-    return (nll * weights).sum(), weights.sum(), (correct * weights).sum()
-
-
 def batch_loss_sums(module: MaskedLM, params, batch: dict, *, masked_only: bool, deterministic: bool = True,
                     dropout_rng=None):
     """Loss sums of a batch, with logits at the masked positions only, or at every position (the
@@ -87,5 +80,4 @@ def batch_loss_sums(module: MaskedLM, params, batch: dict, *, masked_only: bool,
     logits = module.apply({"params": params}, batch["input_ids"], batch["attention_mask"],
                           deterministic=deterministic, rngs=rngs)
     labels = batch["labels"]
-    weights = (labels >= 0).astype(jnp.float32)
-    return masked_loss_sums(logits, jnp.maximum(labels, 0), weights)
+    return masked_loss_sums(logits, labels, (labels >= 0).astype(jnp.float32))

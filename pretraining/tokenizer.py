@@ -1,21 +1,27 @@
 """Tokenizers: reuse an existing directory (BERTIN's byte-level BPE) or train a new byte-level BPE
-with RoBERTa's special tokens on the sampled shards."""
+with RoBERTa's special tokens on the sampled shards.
+
+A trained tokenizer directory carries ``TRAINED_INFO``, which says it was written here: only such a
+directory (or an empty one) is ever replaced by a new training, so an ``--out`` pointing at data,
+or at a tokenizer downloaded from elsewhere, is refused instead of deleted.
+"""
 
 from __future__ import annotations
 
 import itertools
 import logging
-import shutil
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from bertin_bench import paths
+from bertin_bench import markers, paths
+from bertin_bench.io import atomic_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 # RoBERTa's special tokens, in the order that gives them ids 0..4 (as in roberta-base and BERTIN).
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
+TRAINED_INFO = "bertin_tokenizer.json"
 
 
 def load_tokenizer(path: str | Path):
@@ -58,6 +64,8 @@ def train_bpe(
 
     ``files`` is anything :func:`pretraining.data.resolve_files` accepts (a shard directory, glob,
     file, or a list of them). ``max_docs`` caps the documents read (a sample suffices for merges).
+    ``out_dir`` must be new, empty, or a tokenizer trained here before (which is replaced); anything
+    else is refused before any work, and nothing is deleted.
     """
     from tokenizers import ByteLevelBPETokenizer
     from transformers import RobertaTokenizerFast
@@ -65,6 +73,7 @@ def train_bpe(
     from pretraining.data import iter_documents, resolve_files
 
     out_dir = Path(out_dir)
+    replace = check_tokenizer_out(out_dir)
     shard_files = resolve_files(files)
     texts: Iterable[str] = (doc.text for doc in iter_documents(shard_files, text_field=text_field))
     if max_docs:
@@ -75,23 +84,35 @@ def train_bpe(
                             special_tokens=list(SPECIAL_TOKENS), show_progress=False)
     if counted.n == 0:
         raise ValueError(f"no documents with text in {[str(f) for f in shard_files]}")
-    tmp = out_dir.parent / f".{out_dir.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    bpe.save(str(tmp / "tokenizer.json"))
-    bpe.save_model(str(tmp))
-    fast = RobertaTokenizerFast(vocab_file=str(tmp / "vocab.json"), merges_file=str(tmp / "merges.txt"),
-                                tokenizer_file=str(tmp / "tokenizer.json"))
-    fast.save_pretrained(str(tmp))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+    key = {"files": [str(f) for f in shard_files], "vocab_size": vocab_size, "min_frequency": min_frequency,
+           "max_docs": max_docs, "text_field": text_field}
+    with atomic_dir(out_dir, replace=replace) as tmp:
+        bpe.save(str(tmp / "tokenizer.json"))
+        bpe.save_model(str(tmp))
+        fast = RobertaTokenizerFast(vocab_file=str(tmp / "vocab.json"), merges_file=str(tmp / "merges.txt"),
+                                    tokenizer_file=str(tmp / "tokenizer.json"))
+        fast.save_pretrained(str(tmp))
+        write_json_atomic(tmp / TRAINED_INFO, {**markers.stamp(key), "documents": counted.n, "tokens": len(fast)})
     log.info("trained a %d-token byte-level BPE on %d documents -> %s", len(fast), counted.n, out_dir)
     if len(fast) < vocab_size:
         log.warning("the corpus only supports %d tokens (asked %d): set model.vocab_size=%d",
                     len(fast), vocab_size, len(fast))
     return out_dir
+
+
+def check_tokenizer_out(out_dir: Path) -> bool:
+    """May a new tokenizer be written to ``out_dir``? True when it replaces one (an empty directory,
+    or a tokenizer trained here), False when ``out_dir`` is new; an error otherwise."""
+    if not out_dir.exists():
+        return False
+    if not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} exists and is not a directory: choose another --out")
+    if (out_dir / TRAINED_INFO).is_file() or not any(out_dir.iterdir()):
+        return True
+    raise FileExistsError(
+        f"{out_dir} is not empty and holds no tokenizer trained by bench: nothing was deleted. "
+        f"Pass a new or empty directory as --out (e.g. {out_dir / 'tokenizer'}), "
+        "or remove this one yourself if it is really meant to be replaced")
 
 
 class _Counter:

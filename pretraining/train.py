@@ -1,10 +1,14 @@
 """The training loop: one jitted, data-parallel step; evaluation, logging, checkpoints, resume.
 
-Data parallelism uses a 1-D ``jax.sharding.Mesh`` over all devices: parameters and optimizer
-state are replicated, the global batch (``training.batch_size``, whatever the device count) is
-sharded along its first axis, and XLA inserts the gradient all-reduce. Several hosts join through
-``jax.distributed.initialize()`` when the usual environment says so; every host builds the same
-global batch from the (deterministic) stream and feeds its own slice.
+Data parallelism uses a 1-D ``jax.sharding.Mesh`` over all devices
+(:class:`bertin_bench.jaxtools.DataParallel`): parameters and optimizer state are replicated, the
+global batch (``training.batch_size``, whatever the device count) is sharded along its first axis,
+and XLA inserts the gradient all-reduce. Several hosts join through ``jax.distributed.initialize()``
+when the usual environment says so; every host builds the same global batch from the
+(deterministic) stream and feeds its own slice.
+
+:func:`train` reads top to bottom like nanoGPT's ``train.py``: set-up (run directory, data,
+tokenizer, model, state), then one loop whose phases are step / log / evaluate / checkpoint / stop.
 """
 
 from __future__ import annotations
@@ -21,24 +25,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+import yaml
+from tqdm.auto import tqdm
 
+from bertin_bench import jaxtools, paths
 from bertin_bench.io import read_json, write_text_atomic
+from bertin_bench.jaxtools import decay_mask
 from bertin_bench.provenance import hash_file
-from pretraining import checkpoint as ckpt_lib
+from pretraining import checkpoint
 from pretraining.config import PretrainConfig, from_dict
 from pretraining.data import BlockStream, MaskSpec, Position, Prefetcher, eval_batches, resolve_files, train_batches
-from pretraining.plots import METRICS_FILE, read_metrics  # noqa: F401 (re-exported: train's public API)
 from pretraining.model import DTYPES, MaskedLM, batch_loss_sums, init_params, roberta_config
-from bertin_bench import paths
-from pretraining.tokenizer import check_vocab, load_tokenizer, train_bpe
+from pretraining.plots import METRICS_FILE, plot_loss_curve, read_metrics
+from pretraining.tokenizer import TRAINED_INFO, check_vocab, load_tokenizer, train_bpe
 
 log = logging.getLogger(__name__)
 
 # Peak dense bf16 FLOP/s per device for the MFU estimate (vendor datasheets, no sparsity).
 PEAK_FLOPS = {"h100": 989e12, "h200": 989e12, "a100": 312e12, "l4": 121e12, "a10": 125e12,
               "v100": 125e12, "tpu v4": 275e12, "tpu v5 lite": 197e12, "tpu v5e": 197e12, "tpu v5p": 459e12}
-
 
 class NonFiniteLossError(RuntimeError):
     pass
@@ -59,19 +64,10 @@ def maybe_initialize_distributed() -> None:
         log.info("process %d of %d", jax.process_index(), jax.process_count())
 
 
-def decay_mask(params) -> Any:
-    """Weight decay on matrices and embeddings only: never on biases or LayerNorm scales."""
-    return jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key in ("kernel", "embedding"), params)
-
-
 def learning_rate_schedule(cfg: PretrainConfig) -> optax.Schedule:
     """Linear warm-up to the peak, then linear decay to ``end_learning_rate`` at the last step."""
-    total, warmup = cfg.total_steps, cfg.schedule.warmup_steps
-    peak, end = cfg.optimizer.learning_rate, cfg.schedule.end_learning_rate
-    decay = optax.linear_schedule(peak, end, max(1, total - warmup))
-    if warmup == 0:
-        return decay
-    return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), decay], [warmup])
+    return jaxtools.warmup_linear_schedule(cfg.optimizer.learning_rate, cfg.total_steps,
+                                           cfg.schedule.warmup_steps, cfg.schedule.end_learning_rate)
 
 
 def make_optimizer(cfg: PretrainConfig) -> optax.GradientTransformation:
@@ -156,30 +152,13 @@ def make_eval_step(module: MaskedLM, *, masked_only: bool) -> Callable:
     return step
 
 
-class DataParallel:
-    """The device mesh and how arrays are placed on it."""
+class DataParallel(jaxtools.DataParallel):
+    """The shared device mesh, refusing a batch or micro-batch the devices cannot split evenly."""
 
     def __init__(self, batch_size: int, grad_accum: int = 1, devices: list | None = None):
-        devices = jax.devices() if devices is None else devices
-        self.mesh = Mesh(np.array(devices), ("data",))
-        self.replicated = NamedSharding(self.mesh, P())
-        self.sharded = NamedSharding(self.mesh, P("data"))
-        n = len(devices)
-        if batch_size % n or (batch_size // grad_accum) % n:
-            raise ValueError(f"training.batch_size={batch_size} (micro-batch {batch_size // grad_accum}) "
-                             f"must be divisible by the {n} devices")
-
-    def put_batch(self, batch: dict) -> dict:
-        """Place a global host batch; each process contributes its own rows."""
-        i, n = jax.process_index(), jax.process_count()
-        out = {}
-        for k, v in batch.items():
-            rows = len(v) // n
-            out[k] = jax.make_array_from_process_local_data(self.sharded, v[i * rows:(i + 1) * rows], v.shape)
-        return out
-
-    def replicate(self, tree):
-        return jax.device_put(tree, self.replicated)
+        super().__init__(devices)
+        self.check_divisible(batch_size, "training.batch_size")
+        self.check_divisible(batch_size // grad_accum, "the micro-batch (training.batch_size / training.grad_accum)")
 
 
 def evaluate(eval_fn, params, batches: list[dict], dp: DataParallel) -> dict:
@@ -192,7 +171,80 @@ def evaluate(eval_fn, params, batches: list[dict], dp: DataParallel) -> dict:
             "eval_tokens": int(sum(int(b["attention_mask"].sum()) for b in batches)), "eval_predictions": int(w)}
 
 
-# ----------------------------------------------------------------------------- the loop
+# ----------------------------------------------------------------------------- the log
+
+class MetricsLog:
+    """``metrics.jsonl`` (one JSON line per training window or evaluation) and the window behind it.
+
+    Step metrics stay on the device until a line is due and are then fetched together, so the host
+    never waits for the device between log lines; a line averages its window's steps. Only the
+    main process writes."""
+
+    def __init__(self, path: Path, *, write: bool, lr_schedule: optax.Schedule, flops_per_token: float,
+                 peak: float | None):
+        self.path, self.enabled = path, write
+        self.lr_schedule, self.flops_per_token, self.peak = lr_schedule, flops_per_token, peak
+        self.pending: list[tuple[int, Any]] = []  # (step, device metrics) not yet checked or logged
+        self.start_window()
+
+    def keep_upto(self, step: int | None) -> None:
+        """Drop the lines after ``step``, the checkpoint a run resumes from (they will be produced
+        again); ``None`` drops them all (a fresh run: the stale log of a crashed attempt)."""
+        if not self.enabled or not self.path.exists():
+            return
+        if step is None:
+            self.path.unlink()
+            return
+        keep = [line for line in self.path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        write_text_atomic(self.path, "".join(line + "\n" for line in keep))
+
+    def start_window(self) -> None:
+        self.window_tokens, self.window_t0 = 0, time.time()
+
+    def add(self, step: int, device_metrics: dict, n_tokens: int) -> None:
+        self.pending.append((step, device_metrics))
+        self.window_tokens += n_tokens
+
+    def flush(self, step: int, tokens_seen: int, last_checkpoint: Path | None) -> dict | None:
+        """Fetch the window's metrics, stop on a non-finite loss (naming the step and the last good
+        checkpoint), write and return the window's line."""
+        if not self.pending:
+            return None
+        fetched = jax.device_get([m for _, m in self.pending])
+        for (s, _), m in zip(self.pending, fetched):
+            if not math.isfinite(float(m["loss"])):
+                where = (f"the last good checkpoint is {last_checkpoint}" if last_checkpoint
+                         else "no checkpoint was written")
+                raise NonFiniteLossError(f"training loss is {float(m['loss'])} at step {s}: stopped; {where} "
+                                         "(nothing after it was saved; lower optimizer.learning_rate or set "
+                                         "optimizer.max_grad_norm)")
+        elapsed = max(time.time() - self.window_t0, 1e-9)
+        record = {"step": step, "loss": float(np.mean([float(m["loss"]) for m in fetched])),
+                  "accuracy": float(np.mean([float(m["accuracy"]) for m in fetched])),
+                  "grad_norm": float(fetched[-1]["grad_norm"]), "learning_rate": float(self.lr_schedule(step - 1)),
+                  "tokens_seen": tokens_seen, "tokens_per_s": self.window_tokens / elapsed}
+        if self.peak:
+            record["mfu"] = self.window_tokens / elapsed * self.flops_per_token / self.peak
+        self.pending.clear()
+        self.start_window()
+        self.write(record)
+        return record
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def _postfix(record: dict) -> dict:
+    post = {"loss": f"{record['loss']:.3f}", "tok/s": f"{record['tokens_per_s']:.0f}"}
+    if "mfu" in record:
+        post["mfu"] = f"{record['mfu']:.1%}"
+    return post
+
+
+# ----------------------------------------------------------------------------- resume and the run directory
 
 # Sections that must not change when a run is resumed (they change the state or the data order).
 _RESUME_FIXED = ("model", "data", "tokenizer", "optimizer", "schedule")
@@ -212,6 +264,32 @@ def _check_resume_config(cfg: PretrainConfig, saved: PretrainConfig, where: Path
     if diffs:
         raise ValueError(f"cannot resume from {where}: it was trained with another config:\n  " + "\n  ".join(diffs)
                          + "\n(start a new run with --out DIR, or use training.init_from for a new phase)")
+
+
+def _check_run_dir(run_dir: Path, latest: Path | None, resume: bool) -> None:
+    """Write only into a new or empty directory, or a run of ours: a run with checkpoints needs
+    --resume, and a directory holding anything else (data, another tool's output) is refused, since
+    a run writes config.yaml and replaces metrics.jsonl there."""
+    if latest is not None and not resume:
+        raise FileExistsError(f"{run_dir} already has checkpoints (latest {latest.name}): pass --resume to "
+                              "continue it, or --out DIR for a new run (nothing was overwritten)")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"run directory {run_dir} is a file: choose another --out DIR")
+    if latest is None and run_dir.is_dir() and any(run_dir.iterdir()) and not _holds_a_run(run_dir):
+        raise FileExistsError(f"{run_dir} is not empty and holds no pre-training run: choose a new or empty "
+                              "--out DIR (nothing was written)")
+
+
+def _holds_a_run(run_dir: Path) -> bool:
+    """A run that stopped before its first checkpoint: its config.yaml is a pre-training config,
+    or (stopped earlier still) it holds only the tokenizer it trained."""
+    if (run_dir / "tokenizer" / TRAINED_INFO).is_file():
+        return True
+    try:
+        from_dict(yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError):
+        return False
+    return True
 
 
 def _data_identity(files: list[Path]) -> dict:
@@ -234,14 +312,29 @@ def _prepare_tokenizer(cfg: PretrainConfig, run_dir: Path, files: list[Path]) ->
     return tok, tok_dir, source
 
 
-def _rewrite_metrics(path: Path, upto_step: int) -> None:
-    """Drop log lines after the checkpoint we resume from (they will be produced again)."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= upto_step]
-    write_text_atomic(path, "".join(line + "\n" for line in keep))
+def _phase_start(state: dict, cfg: PretrainConfig, model_hash: str) -> dict:
+    """A new phase from ``training.init_from`` (a checkpoint or a run's latest): its parameters,
+    and its optimizer state unless ``training.reset_optimizer``."""
+    init_dir = Path(cfg.training.init_from)
+    if checkpoint.latest_checkpoint(init_dir) is not None and not (init_dir / "metadata.json").exists():
+        init_dir = checkpoint.latest_checkpoint(init_dir)
+    prev = checkpoint.restore_state(init_dir, state, model_hash=model_hash)
+    state = {**state, "params": prev["params"]}
+    if not cfg.training.reset_optimizer:
+        state["opt_state"] = prev["opt_state"]
+    log.info("phase start from %s (%s optimizer state)", init_dir,
+             "fresh" if cfg.training.reset_optimizer else "kept")
+    return state
 
+
+def _plot(run_dir: Path) -> None:
+    try:
+        plot_loss_curve(run_dir / METRICS_FILE, run_dir / "loss_curve.png")
+    except Exception as err:  # noqa: BLE001 - a plot never stops training
+        log.warning("could not draw the loss curve: %s", err)
+
+
+# ----------------------------------------------------------------------------- the loop
 
 def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int | None = None) -> dict:
     """Train (or resume) the run described by ``cfg`` in ``cfg.out_dir``; return a summary:
@@ -253,20 +346,20 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
     t_start = time.time()
     cfg.validate()
     maybe_initialize_distributed()
-    run_dir = Path(cfg.out_dir)
-    total = cfg.total_steps
-    latest = ckpt_lib.latest_checkpoint(run_dir)
-    if latest is not None and not resume:
-        raise FileExistsError(f"{run_dir} already has checkpoints (latest {latest.name}): pass --resume to "
-                              "continue it, or --out DIR for a new run (nothing was overwritten)")
-    if resume and latest is not None:
-        _check_resume_config(cfg, from_dict(_load_yaml(latest / "config.yaml")), latest)
+    run_dir, t, total = Path(cfg.out_dir), cfg.training, cfg.total_steps
+    is_main = jax.process_index() == 0
+
+    # The run directory: a new run, or (--resume) the same config continued from its latest checkpoint.
+    latest = checkpoint.latest_checkpoint(run_dir)
+    _check_run_dir(run_dir, latest, resume)
+    if latest is not None:
+        saved = from_dict(yaml.safe_load((latest / "config.yaml").read_text(encoding="utf-8")))
+        _check_resume_config(cfg, saved, latest)
+
+    # Data and tokenizer.
     files = resolve_files(cfg.data.train_files)
     run_dir.mkdir(parents=True, exist_ok=True)
     tok, tok_dir, tok_source = _prepare_tokenizer(cfg, run_dir, files)
-    data_identity = _data_identity(files)
-    tok_identity = ckpt_lib.tokenizer_identity(tok_dir, tok_source, len(tok))
-    t = cfg.training
     spec = MaskSpec.from_tokenizer(tok, t.mlm_probability)
     stream = BlockStream(files, tok, t.seq_len, eval_docs=cfg.data.eval_docs,
                          shuffle_buffer_blocks=cfg.data.shuffle_buffer_blocks, seed=cfg.data.seed,
@@ -274,144 +367,103 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
                          eval_files=resolve_files(cfg.data.eval_files) if cfg.data.eval_files else ())
     eval_set = eval_batches(stream.eval_blocks(cfg.data.eval_blocks), min(t.batch_size, cfg.data.eval_blocks),
                             spec, cfg.data.seed) if cfg.data.eval_docs else []
+    model_hash = cfg.model_hash()
+    # What every checkpoint's metadata.json records about the run (in this key order).
+    identity = {"seq_len": t.seq_len, "model_hash": model_hash, "data": _data_identity(files),
+                "tokenizer": checkpoint.tokenizer_identity(tok_dir, tok_source, len(tok))}
 
+    # Model, optimizer and state: fresh, a new phase from training.init_from, or resumed.
     dp = DataParallel(t.batch_size, t.grad_accum)
     module = MaskedLM(roberta_config(cfg.model, tok), dtype=DTYPES[cfg.model.dtype])
     tx = make_optimizer(cfg)
     params = init_params(module, t.seq_len, t.seed)
     state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params),
              "rng": jax.random.PRNGKey(t.seed + 1)}
-    model_hash = cfg.model_hash()
-    position, tokens_seen = Position(), 0
-    metrics_path = run_dir / METRICS_FILE
-    if resume and latest is not None:
-        state = ckpt_lib.restore_state(latest, state, model_hash=model_hash)
-        meta = ckpt_lib.load_metadata(latest)
-        position, tokens_seen = Position.from_dict(meta["data_position"]), int(meta["tokens_seen"])
-        _rewrite_metrics(metrics_path, int(meta["step"]))
+    metrics = MetricsLog(run_dir / METRICS_FILE, write=is_main, lr_schedule=learning_rate_schedule(cfg),
+                         flops_per_token=train_flops_per_token(cfg), peak=peak_flops(cfg))
+    position, tokens_seen, last_eval = Position(), 0, None
+    if latest is not None:
+        state = checkpoint.restore_state(latest, state, model_hash=model_hash)
+        meta = checkpoint.load_metadata(latest)
+        position, tokens_seen, last_eval = Position.from_dict(meta["data_position"]), int(meta["tokens_seen"]), meta.get("eval")
+        metrics.keep_upto(int(meta["step"]))
         log.info("resuming from %s (step %d, %d tokens seen)", latest, meta["step"], tokens_seen)
     else:
-        if metrics_path.exists():
-            metrics_path.unlink()  # a fresh run with no checkpoint: stale log of a crashed attempt
+        metrics.keep_upto(None)
         if t.init_from:
-            init_dir = Path(t.init_from)
-            if ckpt_lib.latest_checkpoint(init_dir) is not None and not (init_dir / "metadata.json").exists():
-                init_dir = ckpt_lib.latest_checkpoint(init_dir)
-            prev = ckpt_lib.restore_state(init_dir, state, model_hash=model_hash)
-            state["params"] = prev["params"]
-            if not t.reset_optimizer:
-                state["opt_state"] = prev["opt_state"]
-            log.info("phase start from %s (%s optimizer state)", init_dir, "fresh" if t.reset_optimizer else "kept")
+            state = _phase_start(state, cfg, model_hash)
     state = dp.replicate(state)
     start_step = int(state["step"])
 
     step_fn = jax.jit(make_train_step(module, tx, masked_only=t.masked_only_logits, grad_accum=t.grad_accum),
                       donate_argnums=0, out_shardings=(dp.replicated, dp.replicated))
     eval_fn = jax.jit(make_eval_step(module, masked_only=t.masked_only_logits))
-    flops_token = train_flops_per_token(cfg)
-    peak = peak_flops(cfg)
     config_yaml = cfg.to_yaml()
     write_text_atomic(run_dir / "config.yaml", config_yaml)
-    is_main = jax.process_index() == 0
+    metrics.start_window()
 
-    last_eval: dict | None = None
-    last_ckpt = latest if resume else None
-    pending: list[tuple[int, Any]] = []  # (step, device metrics) not yet checked/logged
-    window_tokens, window_t0 = 0, time.time()
-
-    def log_line(record: dict) -> None:
-        if is_main:
-            with open(metrics_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-
-    def flush(step_now: int) -> dict | None:
-        """Fetch pending metrics, stop on a non-finite loss (naming the step), log the last one."""
-        nonlocal window_tokens, window_t0
-        if not pending:
-            return None
-        fetched = jax.device_get([m for _, m in pending])
-        for (s, _), m in zip(pending, fetched):
-            if not math.isfinite(float(m["loss"])):
-                where = f"the last good checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written"
-                raise NonFiniteLossError(f"training loss is {float(m['loss'])} at step {s}: stopped; {where} "
-                                         "(nothing after it was saved; lower optimizer.learning_rate or set "
-                                         "optimizer.max_grad_norm)")
-        elapsed = max(time.time() - window_t0, 1e-9)
-        rec = {"step": step_now, "loss": float(np.mean([float(m["loss"]) for m in fetched])),
-               "accuracy": float(np.mean([float(m["accuracy"]) for m in fetched])),
-               "grad_norm": float(fetched[-1]["grad_norm"]), "learning_rate": float(lr_schedule(step_now - 1)),
-               "tokens_seen": tokens_seen, "tokens_per_s": window_tokens / elapsed}
-        if peak:
-            rec["mfu"] = window_tokens / elapsed * flops_token / peak
-        pending.clear()
-        window_tokens, window_t0 = 0, time.time()
-        log_line(rec)
-        return rec
-
-    def save(step_now: int, pos: Position) -> Path:
-        meta = {"tokens_seen": tokens_seen, "data_position": pos.to_dict(), "epoch": pos.epoch,
-                "seq_len": t.seq_len, "model_hash": model_hash, "data": data_identity,
-                "tokenizer": tok_identity, "eval": last_eval, "total_steps": total}
-        if not is_main:
-            return run_dir
-        return ckpt_lib.save_checkpoint(run_dir, step_now, state, meta, config_yaml, tok_dir,
-                                        cfg.checkpointing.keep_last)
-
-    lr_schedule = learning_rate_schedule(cfg)
+    # evaluate: the untrained model once, so the held-out curve starts at step 0
     if start_step == 0 and eval_set and start_step < total:
         last_eval = {"step": 0, **evaluate(eval_fn, state["params"], eval_set, dp)}
-        log_line(last_eval)
-    from tqdm.auto import tqdm
+        metrics.write(last_eval)
 
     bar = tqdm(total=total, initial=start_step, desc=f"pretrain {cfg.name}", unit="step",
                disable=not (cfg.logging.progress and is_main), dynamic_ncols=True)
     batches = Prefetcher(train_batches(stream, t.batch_size, spec, seed=cfg.data.seed, start_step=start_step,
                                        start=position), depth=cfg.data.prefetch_batches)
-    step_now, pos = start_step, position
+    step, pos, last_ckpt = start_step, position, latest
     try:
         for batch_step, batch, pos in batches if start_step < total else ():
-            n_tok = int(batch["attention_mask"].sum())
-            state, m = step_fn(state, dp.put_batch(batch))
-            step_now = batch_step + 1
-            tokens_seen += n_tok
-            window_tokens += n_tok
-            pending.append((step_now, m))
+            # step: one update on the global batch; its metrics stay on the device until logged
+            n_tokens = int(batch["attention_mask"].sum())
+            state, step_metrics = step_fn(state, dp.put_batch(batch))
+            step, tokens_seen = batch_step + 1, tokens_seen + n_tokens
+            metrics.add(step, step_metrics, n_tokens)
             bar.update(1)
-            done = step_now >= total
-            do_eval = eval_set and (step_now % cfg.logging.eval_every == 0 or done)
-            do_ckpt = step_now % cfg.checkpointing.every_steps == 0 or done
-            if step_now % cfg.logging.log_every == 0 or do_eval or do_ckpt:
-                rec = flush(step_now)
-                if rec:
-                    post = {"loss": f"{rec['loss']:.3f}", "tok/s": f"{rec['tokens_per_s']:.0f}"}
-                    if "mfu" in rec:
-                        post["mfu"] = f"{rec['mfu']:.1%}"
-                    bar.set_postfix(post)
+            last = step >= total
+            do_eval = bool(eval_set) and (step % cfg.logging.eval_every == 0 or last)
+            do_ckpt = step % cfg.checkpointing.every_steps == 0 or last
+
+            # log: every log_every steps, and before any evaluation or checkpoint (never save a NaN)
+            if step % cfg.logging.log_every == 0 or do_eval or do_ckpt:
+                record = metrics.flush(step, tokens_seen, last_ckpt)
+                if record:
+                    bar.set_postfix(_postfix(record))
+
+            # evaluate: the held-out loss, and a fresh loss curve
             if do_eval:
-                last_eval = {"step": step_now, **evaluate(eval_fn, state["params"], eval_set, dp)}
-                log_line(last_eval)
-                bar.write(f"step {step_now}: eval loss {last_eval['eval_loss']:.4f} "
+                last_eval = {"step": step, **evaluate(eval_fn, state["params"], eval_set, dp)}
+                metrics.write(last_eval)
+                bar.write(f"step {step}: eval loss {last_eval['eval_loss']:.4f} "
                           f"ppl {last_eval['eval_perplexity']:.1f} acc {last_eval['eval_accuracy']:.3f}")
                 if is_main:
                     _plot(run_dir)
+
+            # checkpoint: the full state and where the data stream is, published in one rename
             if do_ckpt:
-                last_ckpt = save(step_now, pos)
-            if interrupt_at_step is not None and step_now >= interrupt_at_step:
-                raise KeyboardInterrupt(f"interrupted after step {step_now} (interrupt_at_step)")
-            if done:
+                last_ckpt = checkpoint.step_dir(run_dir, step)
+                if is_main:
+                    metadata = {"tokens_seen": tokens_seen, "data_position": pos.to_dict(), "epoch": pos.epoch,
+                                **identity, "eval": last_eval, "total_steps": total}
+                    checkpoint.save_checkpoint(run_dir, step, state, metadata, config_yaml, tok_dir,
+                                               cfg.checkpointing.keep_last)
+
+            # stop: after the last step (or where a test simulates a kill)
+            if interrupt_at_step is not None and step >= interrupt_at_step:
+                raise KeyboardInterrupt(f"interrupted after step {step} (interrupt_at_step)")
+            if last:
                 break
     finally:
         batches.close()
         bar.close()
-    if start_step >= total:
-        last_ckpt = latest
+
+    # The summary: what the last checkpoint holds (the loop always checkpoints its last step).
     if is_main:
         _plot(run_dir)
-    final_meta = ckpt_lib.load_metadata(last_ckpt) if last_ckpt and is_main else {}
-    final_eval = (final_meta.get("eval") or {}) if last_ckpt else (last_eval or {})
+    final_eval = last_eval or {}
     summary = {
         "run_dir": str(run_dir), "final_checkpoint": str(last_ckpt) if last_ckpt else None,
-        "steps": int(final_meta.get("step", step_now)), "tokens_seen": int(final_meta.get("tokens_seen", tokens_seen)),
+        "steps": step, "tokens_seen": tokens_seen,
         "final_eval_loss": final_eval.get("eval_loss"), "final_eval_accuracy": final_eval.get("eval_accuracy"),
         "seconds": time.time() - t_start, "epoch": pos.epoch,
     }
@@ -419,20 +471,5 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
     return summary
 
 
-def _load_yaml(path: Path) -> dict:
-    import yaml
-
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
-
-
-def _plot(run_dir: Path) -> None:
-    from pretraining.plots import plot_loss_curve
-
-    try:
-        plot_loss_curve(run_dir / METRICS_FILE, run_dir / "loss_curve.png")
-    except Exception as err:  # noqa: BLE001 - a plot never stops training
-        log.warning("could not draw the loss curve: %s", err)
-
-
 __all__ = ["train", "make_train_step", "make_optimizer", "decay_mask", "learning_rate_schedule", "DataParallel",
-           "NonFiniteLossError", "read_metrics", "read_json"]
+           "MetricsLog", "NonFiniteLossError", "read_metrics", "read_json"]

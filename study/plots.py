@@ -62,23 +62,21 @@ def kept_by_source(samples: dict[str, dict], out: Path) -> Path | None:
 
 def loss_curves(run_dirs: dict[str, Path], out: Path) -> Path | None:
     """Held-out MLM loss (and training loss, faint) against steps, one line per arm."""
-    from pretraining.plots import METRICS_FILE, read_metrics
+    from pretraining.plots import loss_rows
 
     plt = plotting.pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     drawn = False
     for arm, run_dir in run_dirs.items():
-        if not (Path(run_dir) / METRICS_FILE).is_file():
+        rows = loss_rows(run_dir)
+        if rows is None:
             continue
-        rows = read_metrics(run_dir)
-        train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-        evals = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
         line = None
-        if evals:
-            (line,) = ax.plot(*zip(*evals), "o-", ms=3, lw=1.6, label=f"{arm} held-out")
+        if rows.eval:
+            (line,) = ax.plot(*zip(*rows.eval), "o-", ms=3, lw=1.6, label=f"{arm} held-out")
             drawn = True
-        if train:
-            ax.plot(*zip(*train), lw=0.8, alpha=0.35, color=line.get_color() if line else None)
+        if rows.train:
+            ax.plot(*zip(*rows.train), lw=0.8, alpha=0.35, color=line.get_color() if line else None)
             drawn = True
     if not drawn:
         plt.close(fig)

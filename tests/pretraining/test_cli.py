@@ -1,7 +1,9 @@
 """The ``bench pretrain`` command line: help with examples, config printing, the tokenizer command."""
 
 import json
+import shutil
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -39,3 +41,58 @@ def test_tokenizer_command_trains_a_roberta_bpe(shards, tmp_path):
     text = "¿Dónde está el niño? ¡Ahí, señora!"
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
     assert json.loads((out / "tokenizer_config.json").read_text())["tokenizer_class"] == "RobertaTokenizer"
+
+
+def _tree(root):
+    return sorted((str(p.relative_to(root)), p.read_bytes() if p.is_file() else None) for p in root.rglob("*"))
+
+
+def test_tokenizer_out_holding_other_files_is_refused_and_kept(shards, tmp_path):
+    """Issue 11, item 1: --out pointing at a directory with the training data itself must not
+    delete it (it used to, with exit 0)."""
+    data = tmp_path / "data"
+    shutil.copytree(shards, data)
+    before = _tree(data)
+    result = CliRunner().invoke(bench, ["pretrain", "tokenizer", "--data", str(data), "--vocab-size", "600",
+                                        "--max-docs", "300", "--out", str(data)])
+    assert result.exit_code == 1
+    assert "holds no tokenizer" in result.output and "nothing was deleted" in result.output
+    assert "--out" in result.output  # says how to proceed
+    assert "Traceback" not in result.output
+    assert _tree(data) == before
+
+
+def test_tokenizer_replaces_only_a_tokenizer_it_wrote(shards, tmp_path):
+    out = tmp_path / "tok"
+    args = ["pretrain", "tokenizer", "--data", str(shards), "--max-docs", "300", "--out", str(out)]
+    assert CliRunner().invoke(bench, [*args, "--vocab-size", "600"]).exit_code == 0
+    result = CliRunner().invoke(bench, [*args, "--vocab-size", "700"])  # ours: replaced
+    assert result.exit_code == 0, result.output
+    from pretraining.tokenizer import load_tokenizer
+
+    assert len(load_tokenizer(out)) == 700
+    # A tokenizer from elsewhere (no mark of ours) is somebody's: refused, untouched.
+    (out / "bertin_tokenizer.json").unlink()
+    before = _tree(out)
+    result = CliRunner().invoke(bench, [*args, "--vocab-size", "600"])
+    assert result.exit_code == 1 and "holds no tokenizer" in result.output
+    assert _tree(out) == before
+    # An empty directory is fine.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(bench, [*args[:-1], str(empty), "--vocab-size", "600"])
+    assert result.exit_code == 0, result.output
+    assert len(load_tokenizer(empty)) == 600
+
+
+def test_train_refuses_a_directory_that_is_not_a_run(shards, small_bpe, tmp_path):
+    from pretraining.train import train
+
+    from .helpers import tiny_config
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "paper.tex").write_text("mine")
+    with pytest.raises(FileExistsError, match="holds no pre-training run"):
+        train(tiny_config(shards, notes, str(small_bpe), "model.vocab_size=1000"))
+    assert sorted(p.name for p in notes.iterdir()) == ["paper.tex"]

@@ -9,7 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from bertin_bench.cli import main as bench
-from pretraining.checkpoint import EXPORT_INFO, export_hf, latest_checkpoint, list_checkpoints
+from bertin_bench.exports import EXPORT_INFO
+from pretraining.checkpoint import export_hf, latest_checkpoint, list_checkpoints
+from pretraining.plots import loss_rows
 from pretraining.train import NonFiniteLossError, read_metrics, train
 
 from .helpers import tiny_config, tiny_overrides
@@ -77,6 +79,10 @@ def test_held_out_loss_falls_and_the_run_is_logged(reference_run):
     assert summary["final_eval_loss"] == pytest.approx(evals[12])
     assert (run / "loss_curve.png").stat().st_size > 1000
     assert (latest_checkpoint(run) / "config.yaml").exists()
+    # The series the figures draw: every training step's loss, and the evaluations.
+    rows = loss_rows(run)
+    assert [s for s, _ in rows.train] == list(range(1, STEPS + 1)) and dict(rows.eval) == evals
+    assert loss_rows(run / "checkpoints") is None  # no metrics.jsonl there
 
 
 def test_export_loads_in_transformers(reference_run, tmp_path):
