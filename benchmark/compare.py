@@ -1,23 +1,28 @@
-"""``compare_models``: per-task side-by-side of models, the difference to the first model, and its
-significance, from result files only.
+"""``compare_arms``: per task, each arm (a set of pre-trained models, one per pre-training seed)
+against a reference arm and against the never-pre-trained floor, from result files only.
 
-Two tests, named in every output so a reader knows which one a p-value comes from:
-- ``bootstrap``: paired bootstrap over test examples. Each resample draws test examples with
-  replacement (the same draw for both models); a model's score on a resample is its main metric
-  recomputed from the stored per-example predictions, averaged over its seeds. The p-value is
-  two-sided: 2 x the share of resampled differences on the other side of zero. This captures test-set
-  sampling noise, not seed noise.
-- ``welch``: Welch's t-test over the per-seed main scores (needs >= 2 seeds per model). This captures
-  seed noise, not test-set noise.
+The main test is the **Multi-Bootstrap** (:mod:`benchmark.multibootstrap`): it resamples
+pre-training seeds and test examples together, so a difference is significant only when it beats
+the model-to-model variance that a data-selection strategy must beat. Its p-values are
+Holm-adjusted over every comparison of the table. With one pre-training seed per arm the table says
+"fixed checkpoints: pre-training variance not measured" and flags nothing.
+
+Two older tests stay as clearly labelled secondary columns; both hold every checkpoint fixed:
+- ``p_fixed_bootstrap``: paired bootstrap over test examples (the same draw for both arms), every
+  fine-tuning run pooled. Test-set noise only.
+- ``p_welch``: Welch's t-test over the per-run scores. Fine-tuning-seed noise only.
 Only runs with the same task version, protocol and subsampling are compared.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -25,10 +30,12 @@ from bertin_bench import plotting
 from bertin_bench.io import write_text_atomic
 
 from benchmark import metrics, results
+from benchmark.multibootstrap import FIXED, holm, multibootstrap, snr
 
 log = logging.getLogger(__name__)
 
-TESTS = ("bootstrap", "welch", "both")
+NO_SIGNAL = "no signal at this scale"
+_SEED_SUFFIX = re.compile(r"^(?P<arm>.+)-s(?P<seed>\d+)$")
 
 
 def _runs_by_model(results_dir) -> dict:
@@ -95,78 +102,239 @@ def welch(a: list[float], b: list[float]) -> float:
         return float(stats.ttest_ind(b, a, equal_var=False).pvalue)
 
 
-def compare_models(models: list[str], results_dir: str | Path = "results", out_dir: str | Path | None = None,
-                   test: str = "both", n_boot: int = 1000, seed: int = 0):
-    """Compare ``models`` (first = reference) on every task setting they all have results for.
-    Writes compare.csv, compare.md and compare.png to ``out_dir`` (default
-    ``<results_dir>/compare/<A>_vs_<B>...``) and returns the table."""
+def pretrain_seed(res: results.FinetuneResult):
+    """The pre-training seed of a result's model: the export info's ``training.seed`` (our
+    checkpoints), else an ``-sN`` name suffix, else the model name (a model of its own)."""
+    info = res.model.pretraining or {}
+    seed = ((info.get("config") or {}).get("training") or {}).get("seed")
+    if seed is not None:
+        return int(seed)
+    m = _SEED_SUFFIX.match(res.model.name)
+    return int(m.group("seed")) if m else res.model.name
+
+
+def resolve_arms(specs: Sequence[str], available: Sequence[str]) -> dict[str, list[str]]:
+    """Arms from command-line specs: ``NAME``, a glob (``small-random-s*``: every pre-training seed
+    of an arm), or ``ARM=GLOB``. An arm of ``X-s*`` is called ``X``."""
+    arms: dict[str, list[str]] = {}
+    for spec in specs:
+        label, _, pattern = spec.rpartition("=")
+        if any(ch in pattern for ch in "*?["):
+            found = sorted(n for n in available if fnmatch.fnmatchcase(n, pattern))
+            if not found:
+                raise KeyError(f"no model with results matches {pattern!r}; models with results: "
+                               f"{', '.join(sorted(available)) or '(none)'}")
+            label = label or re.sub(r"-s\*$", "", pattern).rstrip("-*?") or pattern
+        else:
+            found = [_match(pattern, list(available))]
+            label = label or found[0]
+        if label in arms:
+            raise ValueError(f"two arms are called {label!r}: name them ARM=GLOB")
+        arms[label] = found
+    return arms
+
+
+def _arm_runs(runs_by_model: dict, models: Sequence[str], setting: str) -> dict:
+    """{pre-training seed: [FinetuneResult of each fine-tuning seed]} of one arm on one setting."""
+    by_seed: dict = defaultdict(list)
+    for model in models:
+        for res in sorted(runs_by_model[model].get(setting, []), key=lambda r: r.seed):
+            by_seed[pretrain_seed(res)].append(res)
+    return dict(by_seed)
+
+
+def _metric(name: str):
+    return lambda summed: metrics.metric_from_stats(summed[..., None, :], name)
+
+
+def _same_test_items(arms: Mapping[str, dict]) -> bool:
+    golds = [_stats(r)[1] for by_seed in arms.values() for runs in by_seed.values() for r in runs]
+    return all(len(g) == len(golds[0]) and np.array_equal(g, golds[0]) for g in golds)
+
+
+def _seed_means(by_seed: dict) -> list[float]:
+    return [float(np.mean([r.main_score for r in runs])) for runs in by_seed.values()]
+
+
+def compare_arms(arms: Mapping[str, Sequence[str]], results_dir: str | Path = "results",
+                 out_dir: str | Path | None = None, *, reference: str | None = None, floor: str | None = None,
+                 controls: Sequence[str] = (), nboot: int = 1000, seed: int = 0, alpha: float = 0.05):
+    """Compare every arm with ``reference`` (default: the first non-control arm) and with the
+    ``floor`` (a never-pre-trained arm) on every task setting all arms have results for.
+
+    ``arms`` maps an arm name to its models (one per pre-training seed). Writes compare.csv,
+    compare.md, signal.csv and the forest plot compare.png to ``out_dir`` (default
+    ``<results_dir>/compare/<A>_vs_<B>...``); returns (comparison table, task-signal table).
+    """
     import pandas as pd
 
-    if test not in TESTS:
-        raise ValueError(f"test must be one of {', '.join(TESTS)}")
-    if len(models) < 2:
-        raise ValueError("compare needs at least two models")
+    if len(arms) < 2:
+        raise ValueError("compare needs at least two arms")
+    if nboot < 100:
+        raise ValueError(f"nboot must be >= 100 (got {nboot}): fewer draws cannot resolve p < 0.05")
+    controls = set(controls) | ({floor} if floor else set())
+    for name in [reference, floor, *controls]:
+        if name is not None and name not in arms:
+            raise KeyError(f"{name!r} is not one of the arms {list(arms)}")
+    strategies = [a for a in arms if a not in controls]
+    reference = reference or (strategies[0] if strategies else next(iter(arms)))
     runs = _runs_by_model(results_dir)
-    names = [_match(m, list(runs)) for m in models]
-    common = set.intersection(*(set(runs[n]) for n in names))
-    if not common:
-        raise ValueError(
-            f"{' and '.join(names)} have no task in common with the same version, protocol and subsampling; "
-            + "; ".join(f"{n}: {', '.join(sorted(runs[n]))}" for n in names)
-        )
-    rows = []
-    for setting in sorted(common):
-        ref = sorted(runs[names[0]][setting], key=lambda r: r.seed)
-        for name in names:
-            rs = sorted(runs[name][setting], key=lambda r: r.seed)
-            scores = [r.main_score for r in rs]
-            row = {
-                "task": rs[0].task.name, "setting": setting, "metric": rs[0].task.main_score,
-                "model": name, "mean": float(np.mean(scores)), "std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
-                "n": len(scores), "diff_vs_ref": float(np.mean(scores) - np.mean([r.main_score for r in ref])),
-                "p_bootstrap": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_welch": math.nan, "note": "",
-            }
-            if name != names[0]:
-                if test in ("bootstrap", "both"):
-                    bs = paired_bootstrap(ref, rs, n_boot=n_boot, seed=seed)
-                    row.update(p_bootstrap=bs["p"], ci_low=bs.get("ci_low", math.nan), ci_high=bs.get("ci_high", math.nan), note=bs["note"])
-                if test in ("welch", "both"):
-                    row["p_welch"] = welch([r.main_score for r in ref], scores)
-                    if row["n"] < 2 or len(ref) < 2:
-                        row["note"] = (row["note"] + "; " if row["note"] else "") + "welch needs >= 2 seeds per model"
+    for arm, models in arms.items():
+        for m in models:
+            if m not in runs:
+                raise KeyError(f"arm {arm}: no results for model {m!r}")
+    settings = set.intersection(*({s for m in models for s in runs[m]} for models in arms.values()))
+    if not settings:
+        raise ValueError("the arms have no task in common with the same version, protocol and subsampling: "
+                         + "; ".join(f"{a}: {', '.join(sorted({s for m in ms for s in runs[m]}))}" for a, ms in arms.items()))
+
+    rows, signal = [], []
+    for setting in sorted(settings):
+        by_arm = {a: _arm_runs(runs, models, setting) for a, models in arms.items()}
+        first = next(iter(by_arm[reference].values()))[0]
+        metric = first.task.main_score
+        same_items = _same_test_items(by_arm)
+        stats = {a: {s: [_stats(r)[0] for r in rs] for s, rs in by_seed.items()} for a, by_seed in by_arm.items()}
+        for arm, by_seed in by_arm.items():
+            seed_means = _seed_means(by_seed)
+            row = {"task": first.task.name, "setting": setting, "metric": metric, "split": "test",
+                   "protocol": first.task.protocol, "arm": arm,
+                   "control": "floor" if arm == floor else ("control" if arm in controls else ""),
+                   "mean": float(np.mean(seed_means)),
+                   "sd_pretrain": float(np.std(seed_means, ddof=1)) if len(seed_means) > 1 else math.nan,
+                   "pretrain_seeds": len(by_seed), "finetune_runs": sum(len(r) for r in by_seed.values())}
+            for versus, prefix in ((reference, ""), (floor, "floor_")):
+                keys = ("delta", "ci_low", "ci_high", "mdd", "p")
+                row.update({prefix + k: math.nan for k in keys})
+                row[prefix + "note"] = ""
+                if versus is None or versus == arm:
+                    continue
+                if not same_items:
+                    row[prefix + "note"] = "test examples differ between runs: not comparable"
+                    continue
+                mb = multibootstrap(stats[versus], stats[arm], _metric(metric), nboot=nboot, seed=seed)
+                row.update({prefix + "delta": mb.delta, prefix + "ci_low": mb.ci_low, prefix + "ci_high": mb.ci_high,
+                            prefix + "mdd": mb.mdd, prefix + "p": mb.p, prefix + "note": mb.note})
+            # secondary, fixed-checkpoint tests against the reference (labelled as such)
+            row["p_fixed_bootstrap"] = row["p_welch"] = math.nan
+            if arm != reference and same_items:
+                pooled_ref = [r for rs in by_arm[reference].values() for r in rs]
+                pooled = [r for rs in by_seed.values() for r in rs]
+                row["p_fixed_bootstrap"] = paired_bootstrap(pooled_ref, pooled, n_boot=nboot, seed=seed)["p"]
+                row["p_welch"] = welch([r.main_score for r in pooled_ref], [r.main_score for r in pooled])
             rows.append(row)
+        signal.append({"task": first.task.name, "setting": setting, "metric": metric, "protocol": first.task.protocol,
+                       "snr": snr({a: _seed_means(by_arm[a]) for a in strategies}),
+                       "pretrain_seeds": min(len(by_arm[a]) for a in arms),
+                       "test_examples": first.task.sizes.get("test")})
     df = pd.DataFrame(rows)
-    out = Path(out_dir) if out_dir else Path(results_dir) / "compare" / "_vs_".join(results.slug(n) for n in names)
+    # Holm over the family of this table: every arm x task against the reference, and against the floor
+    for prefix in ("", "floor_"):
+        df[prefix + "p_holm"] = holm(list(df[prefix + "p"]))
+        df[prefix + "significant"] = [
+            bool(not math.isnan(p) and p < alpha) for p in df[prefix + "p_holm"]]
+    sig = pd.DataFrame(signal)
+    sig["beats_floor"] = [_beats_floor(df, s, floor) for s in sig["setting"]]
+    sig["mdd"] = [float(np.nanmedian(df[(df.setting == s) & (df.arm != reference)]["mdd"]))
+                  if (df[(df.setting == s) & (df.arm != reference)]["mdd"].notna().any()) else math.nan
+                  for s in sig["setting"]]
+    sig["verdict"] = [_verdict(row, floor) for _, row in sig.iterrows()]
+    out = Path(out_dir) if out_dir else Path(results_dir) / "compare" / "_vs_".join(results.slug(a) for a in arms)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "compare.csv", df.to_csv(index=False))
-    write_text_atomic(out / "compare.md", to_markdown(df, names, test, n_boot))
-    plot(df, names, out / "compare.png")
-    return df
+    write_text_atomic(out / "signal.csv", sig.to_csv(index=False))
+    write_text_atomic(out / "compare.md", to_markdown(df, sig, reference=reference, floor=floor, nboot=nboot, alpha=alpha))
+    plot(df, out / "compare.png", reference=reference, floor=floor)
+    return df, sig
 
 
-def to_markdown(df, names: list[str], test: str, n_boot: int) -> str:
-    tests = {
-        "bootstrap": f"paired bootstrap over test examples ({n_boot} resamples, two-sided; 95% CI of the difference)",
-        "welch": "Welch's t-test over per-seed scores (two-sided)",
-    }
-    used = [tests[t] for t in ("bootstrap", "welch") if test in (t, "both")]
+def _beats_floor(df, setting: str, floor: str | None):
+    """Some strategy arm is significantly above the floor on this task (Holm-adjusted); None
+    without a floor or without replicated seeds (then nothing can be said)."""
+    if floor is None:
+        return None
+    sub = df[(df.setting == setting) & (df.control == "")]
+    if sub["floor_p"].isna().all():
+        return None
+    return bool(((sub["floor_delta"] > 0) & sub["floor_significant"]).any())
+
+
+def _verdict(row, floor: str | None) -> str:
+    if floor is None:
+        return "no floor in this comparison"
+    if row["beats_floor"] is None:
+        return "not replicated: " + FIXED
+    return "signal" if row["beats_floor"] else NO_SIGNAL
+
+
+def compare_models(models: list[str], results_dir: str | Path = "results", out_dir: str | Path | None = None,
+                   nboot: int = 1000, seed: int = 0, **kwargs):
+    """Compare models (or ``ARM=GLOB`` / glob specs, see :func:`resolve_arms`); the first is the
+    reference. A model alone is an arm of one pre-training seed."""
+    if len(models) < 2:
+        raise ValueError("compare needs at least two models")
+    available = list(_runs_by_model(results_dir))
+    arms = resolve_arms(models, available)
+    return compare_arms(arms, results_dir, out_dir, nboot=nboot, seed=seed, **kwargs)
+
+
+def _fmt_delta(r, prefix: str) -> tuple[str, str, str]:
+    if math.isnan(r[prefix + "delta"]):
+        return "—", "", ""
+    ci = f"[{100 * r[prefix + 'ci_low']:+.2f}, {100 * r[prefix + 'ci_high']:+.2f}]"
+    mdd = "" if math.isnan(r[prefix + "mdd"]) else f"{100 * r[prefix + 'mdd']:.2f}"
+    return f"{100 * r[prefix + 'delta']:+.2f}", ci, mdd
+
+
+def to_markdown(df, sig, *, reference: str, floor: str | None, nboot: int, alpha: float) -> str:
     lines = [
-        f"# Comparison: {' vs '.join(names)}",
+        f"# Comparison against **{reference}**" + (f" and the floor **{floor}**" if floor else ""),
         "",
-        f"Reference: **{names[0]}**. Scores × 100, mean ± std over seeds. Significance: {'; '.join(used)}.",
+        f"Scores × 100 on the **test** split: mean over pre-training seeds of the mean over fine-tuning seeds, "
+        f"± std over pre-training seeds. Δ = arm − reference. Main test: **Multi-Bootstrap** over pre-training "
+        f"seeds × test examples ({nboot} draws, paired seeds when shared; 95% percentile CI; two-sided p), "
+        f"Holm–Bonferroni-adjusted over the {int(df['p'].notna().sum())} comparisons with the reference"
+        + (f" and, separately, the {int(df['floor_p'].notna().sum())} with the floor" if floor else "")
+        + f"; significant = adjusted p < {alpha}. MDD = minimum detectable difference at 80% power "
+          "(2.8 × bootstrap SE). Secondary columns hold every checkpoint fixed (test-set noise only, "
+          "fine-tuning noise only) and cannot see pre-training variance.",
         "",
-        "| task (setting) | model | score | n | Δ vs ref | 95% CI of Δ | p (bootstrap) | p (Welch) | note |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| task (protocol) | arm | score | seeds (pre-train / runs) | Δ vs ref | 95% CI | MDD | p | p (Holm) |"
+        + (" Δ vs floor | 95% CI | p (Holm) |" if floor else "")
+        + " p fixed-ckpt bootstrap | p Welch (runs) | note |",
+        "|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if floor else "") + "---|---|---|",
     ]
     for _, r in df.iterrows():
-        ref = r["model"] == names[0]
-        ci = "" if math.isnan(r["ci_low"]) else f"[{100 * r['ci_low']:+.2f}, {100 * r['ci_high']:+.2f}]"
-        lines.append(
-            f"| {r['setting']} ({r['metric']}) | {r['model']} | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | {r['n']} | "
-            f"{'—' if ref else f'{100 * r.diff_vs_ref:+.2f}'} | {ci} | "
-            f"{_fmt_p(r['p_bootstrap'], n_boot)} | "
-            f"{'' if math.isnan(r['p_welch']) else f'{r.p_welch:.3g}'} | {r['note']} |"
-        )
+        d, ci, mdd = _fmt_delta(r, "")
+        sd = "" if math.isnan(r["sd_pretrain"]) else f" ± {100 * r['sd_pretrain']:.2f}"
+        name = r["arm"] + (f" ({r['control']})" if r["control"] else "")
+        star = " *" if r["significant"] else ""
+        cells = [f"{r['task']} ({r['protocol']}, {r['metric']})", name, f"{100 * r['mean']:.2f}{sd}",
+                 f"{r['pretrain_seeds']} / {r['finetune_runs']}", d + star, ci, mdd, _fmt_p(r["p"], nboot),
+                 _fmt_p(r["p_holm"], nboot)]
+        if floor:
+            fd, fci, _ = _fmt_delta(r, "floor_")
+            cells += [fd + (" *" if r["floor_significant"] else ""), fci, _fmt_p(r["floor_p_holm"], nboot)]
+        notes = "; ".join(n for n in dict.fromkeys([r["note"], r["floor_note"]]) if n)
+        cells += [_fmt_p(r["p_fixed_bootstrap"], nboot), "" if math.isnan(r["p_welch"]) else f"{r['p_welch']:.3g}", notes]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Task signal", "",
+              "Does pre-training move the task at this scale? A task where no strategy arm beats the floor "
+              "(Holm-adjusted Multi-Bootstrap) has **no signal at this scale**: strategy differences are not read "
+              "from it. SNR = std of the strategy arms' means ÷ pooled std across pre-training seeds.",
+              "", "| task (protocol) | verdict | SNR | median MDD × 100 | pre-training seeds | test examples |",
+              "|---|---|---|---|---|---|"]
+    for _, r in sig.iterrows():
+        snr_ = "" if math.isnan(r["snr"]) else f"{r['snr']:.2f}"
+        mdd = "" if math.isnan(r["mdd"]) else f"{100 * r['mdd']:.2f}"
+        lines.append(f"| {r['task']} ({r['protocol']}) | {r['verdict']} | {snr_} | {mdd} | {r['pretrain_seeds']} | "
+                     f"{r['test_examples']} |")
+    if (df["protocol"] == "dev-train").any():
+        lines += ["", "Protocol deviation: `dev-train` tasks have no training split offline; they train on the "
+                      "validation split minus a hashed held-out slice and score the test split, so their numbers are "
+                      "not comparable with published ones."]
+    lines += ["", "What this does not show: effects smaller than the MDD; anything at another model or data scale; "
+                  "anything about tasks marked no signal."]
     return "\n".join(lines) + "\n"
 
 
@@ -177,19 +345,14 @@ def _fmt_p(p: float, n_boot: int) -> str:
     return f"< {1 / n_boot:.2g}" if p == 0 else f"{p:.3g}"
 
 
-def plot(df, names: list[str], path: Path) -> Path:
-    settings = list(dict.fromkeys(df["setting"]))
-    width = 0.8 / len(names)
-    fig, ax = plotting.pyplot().subplots(figsize=(max(6, 1.6 * len(settings) * len(names) / 2 + 3), 4.5))
-    x = np.arange(len(settings))
-    for i, name in enumerate(names):
-        sub = df[df["model"] == name].set_index("setting").reindex(settings)
-        ax.bar(x + (i - (len(names) - 1) / 2) * width, 100 * sub["mean"], width, yerr=100 * sub["std"],
-               capsize=3, label=name)
-    ax.set_xticks(x, [s.split("@")[0] + "\n" + " ".join(s.split(" ")[1:]) for s in settings], fontsize=8)
-    ax.set_ylabel("main score × 100 (mean ± std over seeds)")
-    ax.set_title("Fine-tuning scores by task")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return plotting.save(fig, path, dpi=120)
+def plot(df, path: Path, *, reference: str, floor: str | None) -> Path:
+    """Forest plot: Δ vs the reference with its 95% CI, one row per task, one marker per arm; the
+    floor's Δ is drawn hollow, so a reader sees at once whether the arms clear it."""
+    rows = []
+    for _, r in df.iterrows():
+        if r["arm"] == reference:
+            continue
+        rows.append({"label": f"{r['task']} ({r['metric']})", "series": r["arm"], "delta": 100 * r["delta"],
+                     "low": 100 * r["ci_low"], "high": 100 * r["ci_high"], "hollow": r["arm"] == floor})
+    return plotting.forest(rows, path, title=f"Δ vs {reference} (95% Multi-Bootstrap CI)",
+                           xlabel=f"test score × 100, arm − {reference}")

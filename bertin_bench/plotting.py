@@ -35,3 +35,30 @@ def finish(fig, ax, title: str, out: str | Path, grid_axis: str = "both", legend
     ax.grid(axis=grid_axis, alpha=0.3)
     fig.tight_layout()
     return save(fig, out)
+
+
+def forest(rows: list[dict], out: str | Path, *, title: str, xlabel: str) -> Path:
+    """A forest plot: one group of rows per ``label`` (a task, a domain), one marker per ``series``
+    (an arm) at ``delta`` with a horizontal ``low``..``high`` interval; ``hollow`` rows (the floor)
+    get an open marker. A vertical line marks zero (no difference)."""
+    plt = pyplot()
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    series = list(dict.fromkeys(r["series"] for r in rows))
+    colors = {s: f"C{i % 10}" for i, s in enumerate(series)}
+    step = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * max(1, len(labels)) * max(1, len(series)) ** 0.5 + 1), dpi=110)
+    seen = set()
+    for r in rows:
+        y = labels.index(r["label"]) + (series.index(r["series"]) - (len(series) - 1) / 2) * step
+        lo, hi = r.get("low"), r.get("high")
+        if lo is not None and hi is not None and lo == lo and hi == hi:  # NaN-safe
+            ax.plot([lo, hi], [y, y], color=colors[r["series"]], lw=1.4)
+        ax.plot([r["delta"]], [y], "o", ms=6, color=colors[r["series"]],
+                mfc="white" if r.get("hollow") else colors[r["series"]],
+                label=None if r["series"] in seen else r["series"] + (" (floor)" if r.get("hollow") else ""))
+        seen.add(r["series"])
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    return finish(fig, ax, title, out, grid_axis="x")
