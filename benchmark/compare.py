@@ -39,10 +39,14 @@ _SEED_SUFFIX = re.compile(r"^(?P<arm>.+)-s(?P<seed>\d+)$")
 
 
 def _runs_by_model(results_dir) -> dict:
-    """{model name: {setting key: [FinetuneResult, ...]}}"""
-    out: dict = defaultdict(lambda: defaultdict(list))
-    for _, res in results.iter_results(results_dir):
-        out[res.model.name][res.setting_key].append(res)
+    """{model name: {setting key: [FinetuneResult, ...]}}, keyed by model identity: two different
+    models recorded under one name are two entries (``name#<identity>``), never one merged row."""
+    out: dict = {}
+    for name, group in results.group_by_model(results.iter_results(results_dir)).items():
+        by_setting: dict = defaultdict(list)
+        for res in group.results:
+            by_setting[res.setting_key].append(res)
+        out[name] = by_setting
     return out
 
 

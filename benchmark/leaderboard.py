@@ -1,16 +1,29 @@
-"""``build_leaderboard``: results/leaderboard.{csv,md} from the result files on disk only.
+"""``build_leaderboard``: ``leaderboard.{csv,md,html}`` from the result files on disk and the
+published (reported) scores.
 
-One row per model (and per subsampling setting: runs with --limit-train/--limit-eval get their own,
-marked row, so quick runs never average with full ones), one column per task with mean ± std over
-seeds and n, an average over a declared task group (empty when any of its tasks is missing), a cost
-column (fine-tuning seconds summed over the row's runs; pre-training tokens for our checkpoints),
-and the published scores of the registry's baselines as separate rows marked "reported".
+The CSV is tidy, for pandas: one row per (model, setting, task, split, metric), with the model's
+identity, limits, protocol, split and source in their own columns and scores in percent
+(:data:`COLUMNS` is its data dictionary; ``benchmark/RESULTS_SCHEMA.md`` prints it). The Markdown
+and HTML pages are views of that table: one row per (model, setting, split), one column per task
+(its main score), one table per split in Markdown, a split column in HTML, so a validation number
+never sits unlabelled among test numbers.
+
+What makes a row:
+- measured runs are keyed by model identity (``results.model_identity``: content hash or Hub id +
+  commit), never by display name alone, and by the results folder they live in (``origin``: the
+  suite's own ``runs/`` or a study's), task version, protocol, limits and hyperparameters; only runs
+  equal in all of these are averaged (mean and sample std over seeds);
+- runs of a task version the registry no longer has are left out (and counted in a warning);
+- reported rows come from :mod:`benchmark.reported`, one per (model, source table).
 """
 
 from __future__ import annotations
 
+import html
+import json
 import logging
 import math
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,150 +32,307 @@ import numpy as np
 from bertin_bench.io import write_text_atomic
 
 from benchmark import results
-from benchmark.models import MODELS
-from benchmark.tasks import GROUPS, TASKS
+from benchmark.reported import REPORTED
+from benchmark.tasks import GROUPS, TASKS, TOKEN
 
 log = logging.getLogger(__name__)
 
+# The metrics each row family gets in the CSV (the main score is one of them; `main` says which).
+METRICS = {TOKEN: ("accuracy", "f1"), "sequence-classification": ("accuracy", "macro_f1")}
+SPLIT_ORDER = ("test", "validation", "validation-heldout", "unstated")
 
-def _row_label(name: str, limits: tuple) -> str:
-    if limits == (None, None):
-        return name
-    return f"{name} [subsampled: train≤{limits[0] or 'all'}, eval≤{limits[1] or 'all'}]"
+# The CSV's columns, in order: (name, type, meaning). The one definition of the format; the data
+# dictionary in RESULTS_SCHEMA.md is generated from it.
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("model", "str", "display name (registry name, Hub id, `--model-name` or directory name); `name#<8 chars>` when "
+                     "two different models share a name"),
+    ("kind", "str", "`measured` (a run of this suite) or `reported` (a published number)"),
+    ("origin", "str", "measured: the results folder the runs are in, relative to the leaderboard's folder (`.` = its "
+                      "own `runs/`, `studies/<name>` = a study); reported: the source table"),
+    ("task", "str", "registry task name"),
+    ("task_version", "str", "registry task version (measured; empty for reported)"),
+    ("split", "str", "`test`; `validation` (measured: the best epoch's dev score, the one used to pick the epoch, "
+                     "so optimistic); `validation-heldout` (measured, `dev-train` protocol: the held-out slice of "
+                     "validation that picked the epoch); `unstated` (the source does not say)"),
+    ("metric", "str", "`accuracy` (token accuracy for POS tagging), `f1` (seqeval entity F1 for NER, as the source "
+                      "names it for reported rows), `macro_f1` (sequence tasks)"),
+    ("main", "bool", "`metric` is the task's main score (the one the Markdown and HTML pages show)"),
+    ("score", "float", "the score in percent (0-100): mean over `n` runs"),
+    ("std", "float", "sample standard deviation over the `n` runs, in percent; empty when `n` = 1"),
+    ("n", "int", "runs averaged (fine-tuning seeds); 1 for a published number"),
+    ("protocol", "str", "`official` (trained on the train split) or `dev-train` (no train split: trained on "
+                        "validation minus a held-out slice, scored on test; not comparable with `official`)"),
+    ("limit_train", "int", "`--limit-train` of subsampled runs; empty for full runs"),
+    ("limit_eval", "int", "`--limit-eval`; empty for full runs"),
+    ("setting", "str", "fine-tuning hyperparameters (measured) or the source's description"),
+    ("seeds", "str", "measured: the seeds averaged; reported: what the source says about runs"),
+    ("hub_id", "str", "Hub id of the model (empty for local directories)"),
+    ("revision", "str", "the Hub commit scored (resolved at load time, else the revision asked for), or the tag the "
+                        "source names; empty when unknown"),
+    ("weights", "str", "`flax` or `pt` (PyTorch weights converted at load time); empty for reported"),
+    ("identity", "str", "`benchmark.results.model_identity`: `local:<content hash>` or `hub:<id>[@<commit>]`"),
+    ("source", "str", "reported: URL or citation of the number; measured: empty"),
+    ("note", "str", "reported: `*` (a repeated run, BERTIN's card) and caveats; measured: file overrides"),
+    ("finetune_seconds", "float", "measured: fine-tuning seconds summed over the `n` runs (compilation included)"),
+    ("pretraining_tokens", "int", "measured, our checkpoints: pre-training tokens seen"),
+)
+COLUMN_NAMES = tuple(c[0] for c in COLUMNS)
 
 
-def _fmt(mean: float, std: float | None, n: int | None, flag: str = "") -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return ""
-    if n is None:
-        return f"{100 * mean:.2f}{flag}"
-    return f"{100 * mean:.2f} ± {100 * (std or 0):.2f} (n={n})"
+def data_dictionary() -> list[str]:
+    """Lines of the CSV's data dictionary (a section of RESULTS_SCHEMA.md)."""
+    lines = [
+        "## Leaderboard CSV (`results/leaderboard.csv`)",
+        "",
+        "`bench leaderboard` writes `leaderboard.csv` (this table), `leaderboard.md` and `leaderboard.html` (views:",
+        "one row per model, setting and split, one column per task's main score). One CSV row per (model, setting,",
+        "task, split, metric); scores in percent. In pandas:",
+        "`df[(df.split == 'test') & df.main].pivot_table(index='model', columns='task', values='score')`.",
+        "",
+        "| column | type | meaning |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{name}` | {kind} | {doc} |" for name, kind, doc in COLUMNS]
+    return lines
 
 
-def collect(results_dir: str | Path) -> dict:
-    """Measured runs grouped as {(model, limits): {"tasks": {task: [FinetuneResult...]}, ...}}; runs of a
-    task version other than the registry's are left out (and logged)."""
-    rows: dict = defaultdict(lambda: {"tasks": defaultdict(list), "pretraining_tokens": None})
-    stale = 0
-    for _, res in results.iter_results(results_dir):
-        spec = TASKS.get(res.task.name)
-        if spec is None or spec.version != res.task.version:
-            stale += 1
-            continue
-        key = (res.model.name, res.limits)
-        rows[key]["tasks"][res.task.name].append(res)
-        if res.model.pretraining_tokens is not None:
-            rows[key]["pretraining_tokens"] = res.model.pretraining_tokens
+# --- collecting ---------------------------------------------------------------------------------
+
+
+def result_roots(results_dir: str | Path) -> list[tuple[str, Path]]:
+    """(origin, folder) of every results folder under ``results_dir``: itself and any folder below
+    holding a ``runs/`` (the studies' ``studies/<name>``)."""
+    base = Path(results_dir)
+    roots = sorted({p.parent for p in base.glob("**/runs") if p.is_dir()})
+    return [(Path(os.path.relpath(r, base)).as_posix(), r) for r in roots]
+
+
+def _setting(hp: dict) -> str:
+    return (f"lr {hp.get('learning_rate'):g}, batch {hp.get('batch_size')}, {hp.get('epochs')} epochs, "
+            f"max length {hp.get('max_length')}, warmup {hp.get('warmup_ratio'):g}, weight decay {hp.get('weight_decay'):g}")
+
+
+def _pct(x: float) -> float:
+    return round(100 * float(x), 4)
+
+
+def measured_rows(results_dir: str | Path) -> list[dict]:
+    """The CSV rows of every result under ``results_dir`` (see :data:`COLUMNS`)."""
+    items, stale = [], 0
+    for origin, root in result_roots(results_dir):
+        for _, res in results.iter_results(root):
+            spec = TASKS.get(res.task.name)
+            if spec is None or spec.version != res.task.version:
+                stale += 1
+                continue
+            items.append((origin, res))
     if stale:
         log.warning("%d result files are for task versions not in the registry; left out", stale)
+    names = {g.identity: g.name for g in results.group_by_model(res for _, res in items).values()}
+    groups: dict[tuple, list] = defaultdict(list)
+    for origin, res in items:
+        t = res.task
+        key = (origin, results.model_identity(res), t.name, t.version, t.protocol, res.limits,
+               json.dumps(res.hyperparameters, sort_keys=True), json.dumps(t.file_overrides, sort_keys=True))
+        groups[key].append(res)
+    rows = []
+    for (origin, identity, task, version, protocol, limits, _, _), runs in groups.items():
+        first, spec = runs[0], TASKS[task]
+        m = first.model
+        dev_split = "validation" if protocol == "official" else "validation-heldout"
+        common = dict(
+            model=names[identity], kind="measured", origin=origin, task=task, task_version=version, n=len(runs),
+            protocol=protocol, limit_train=limits[0], limit_eval=limits[1], setting=_setting(first.hyperparameters),
+            seeds=",".join(str(s) for s in sorted(r.seed for r in runs)), hub_id=m.hub_id or "",
+            revision=getattr(m, "resolved_revision", None) or m.revision or "",
+            weights=getattr(m, "weights", None) or ("pt" if m.from_pt else "flax"), identity=identity, source="",
+            note="; ".join(f"{s}_file={p}" for s, p in sorted(first.task.file_overrides.items())),
+            finetune_seconds=round(sum(r.timing.train_seconds for r in runs), 1),
+            pretraining_tokens=m.pretraining_tokens, repeated=False,
+        )
+        for split, metrics_of in ((dev_split, lambda r: r.dev.metrics), ("test", lambda r: r.test.metrics)):
+            for metric in METRICS[spec.task_type]:
+                scores = np.array([metrics_of(r)[metric] for r in runs if metric in metrics_of(r)], dtype=float)
+                if len(scores) != len(runs):
+                    continue  # a metric some runs lack is not averaged over the others
+                rows.append({**common, "split": split, "metric": metric, "main": metric == spec.main_score,
+                             "score": _pct(scores.mean()), "std": _pct(scores.std(ddof=1)) if len(scores) > 1 else None})
     return rows
 
 
+def reported_rows() -> list[dict]:
+    """The CSV rows of the published scores (:mod:`benchmark.reported`)."""
+    rows = []
+    for rep in REPORTED:
+        note = "; ".join(x for x in ("* repeated run" if rep.repeated else "", rep.note) if x)
+        rows.append(dict(
+            model=rep.model, kind="reported", origin=rep.table, task=rep.task, task_version="", split=rep.split,
+            metric=rep.metric, main=rep.metric == TASKS[rep.task].main_score, score=_pct(rep.value), std=None, n=1,
+            protocol=rep.protocol, limit_train=None, limit_eval=None, setting=rep.setting, seeds=rep.seeds,
+            hub_id=rep.hub_id, revision=rep.revision or "", weights="", identity=f"hub:{rep.hub_id}" +
+            (f"@{rep.revision}" if rep.revision else ""), source=rep.source, note=note, finetune_seconds=None,
+            pretraining_tokens=None, repeated=rep.repeated,
+        ))
+    return rows
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+
 def build_leaderboard(results_dir: str | Path = "results", group: str = "bertin", include_reported: bool = True,
-                      write: bool = True):
-    """The leaderboard as a DataFrame; also writes ``leaderboard.csv`` and ``leaderboard.md``."""
+                      write: bool = True, html_page: bool | None = None):
+    """The leaderboard as a tidy DataFrame (the CSV); with ``write`` also ``leaderboard.csv``, ``.md``
+    and, when ``html_page`` (default: with the reported rows, i.e. the published board), ``.html``
+    in ``results_dir``. Every results folder under ``results_dir`` counts (``result_roots``)."""
     import pandas as pd
 
     if group not in GROUPS:
         raise KeyError(f"unknown task group {group!r}; valid: {', '.join(GROUPS)}")
-    tasks = list(GROUPS[group])
-    measured = collect(results_dir)
-    # Tasks outside the group that have results get columns too (not averaged).
-    extra = sorted({t for row in measured.values() for t in row["tasks"]} - set(tasks))
-    columns = tasks + extra
-    records = []
-    for (name, limits), row in sorted(measured.items()):
-        rec = {"model": _row_label(name, limits), "kind": "measured"}
-        means = []
-        seconds = 0.0
-        for t in columns:
-            runs = row["tasks"].get(t, [])
-            scores = np.array([r.main_score for r in runs], dtype=float)
-            protocols = sorted({r.task.protocol for r in runs})
-            rec[f"{t}_mean"] = float(scores.mean()) if len(scores) else math.nan
-            rec[f"{t}_std"] = float(scores.std(ddof=1)) if len(scores) > 1 else (0.0 if len(scores) else math.nan)
-            rec[f"{t}_n"] = len(scores)
-            rec[f"{t}_protocol"] = ",".join(protocols)
-            seconds += sum(r.timing.train_seconds for r in runs)
-            if t in tasks:
-                means.append(rec[f"{t}_mean"])
-        rec[f"avg_{group}"] = float(np.mean(means)) if means and not any(math.isnan(m) for m in means) else math.nan
-        rec["finetune_seconds"] = round(seconds, 1)
-        rec["pretraining_tokens"] = row["pretraining_tokens"]
-        rec["source"] = ""
-        records.append(rec)
+    rows = measured_rows(results_dir)
     if include_reported:
-        records.extend(_reported_rows(columns, tasks, group))
-    df = pd.DataFrame.from_records(records)
+        rows += reported_rows()
+    df = pd.DataFrame.from_records(rows, columns=[*COLUMN_NAMES, "repeated"])
+    df = _sorted(df)
+    for col in ("n", "limit_train", "limit_eval", "pretraining_tokens"):
+        df[col] = df[col].astype("Int64")  # integers, blank when absent (not 3.0 / NaN)
+    df["main"] = df["main"].astype(bool)
     if write:
         out = Path(results_dir)
         out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "leaderboard.csv", df.to_csv(index=False))
-        write_text_atomic(out / "leaderboard.md", to_markdown(df, columns, tasks, group))
-    return df
+        write_text_atomic(out / "leaderboard.csv", df[list(COLUMN_NAMES)].to_csv(index=False))
+        board = wide(df, group)
+        write_text_atomic(out / "leaderboard.md", to_markdown(board, group))
+        if include_reported if html_page is None else html_page:
+            write_text_atomic(out / "leaderboard.html", to_html(board, group, figures(out)))
+    return df[list(COLUMN_NAMES)]
 
 
-def _reported_rows(columns: list[str], tasks: list[str], group: str) -> list[dict]:
-    rows: dict = {}
-    for spec in MODELS.values():
-        for rep in spec.reported:
-            key = (spec.name, rep.table)
-            rec = rows.setdefault(key, {"model": f"{spec.name} (reported: {rep.table})", "kind": "reported",
-                                        "source": rep.source, "finetune_seconds": None, "pretraining_tokens": None})
-            task = TASKS[rep.task]
-            if rep.task in columns and task.main_score in rep.metrics:
-                rec[f"{rep.task}_mean"] = rep.metrics[task.main_score]
-                rec[f"{rep.task}_repetition"] = rep.repetition
-    out = []
-    for rec in rows.values():
-        vals = [rec.get(f"{t}_mean") for t in tasks]
-        rec[f"avg_{group}"] = float(np.mean(vals)) if all(v is not None for v in vals) else math.nan
-        out.append(rec)
-    return out
+def _sorted(df):
+    if df.empty:
+        return df
+    order = {s: i for i, s in enumerate(SPLIT_ORDER)}
+    keys = df.assign(_k=(df["kind"] != "measured").astype(int), _s=df["split"].map(order),
+                     _t=df["task"].map({t: i for i, t in enumerate(TASKS)}), _l=df["limit_train"].fillna(0))
+    keys = keys.sort_values(["_k", "origin", "model", "_l", "_s", "_t", "metric", "setting"], kind="stable")
+    return keys.drop(columns=["_k", "_s", "_t", "_l"]).reset_index(drop=True)
 
 
-def to_markdown(df, columns: list[str], tasks: list[str], group: str) -> str:
-    protocol = {}
-    for t in columns:
-        col = f"{t}_protocol"
-        seen = sorted({p for v in (df[col].dropna() if col in df else []) for p in str(v).split(",") if p})
-        protocol[t] = f" ({'/'.join(seen)})" if seen else ""
-    head = ["model"] + [f"{t}{protocol[t]}" for t in columns] + [f"avg {group}", "fine-tune s", "pre-train tokens"]
+def task_columns(df, group: str) -> list[str]:
+    """The group's tasks, then any other task with rows, in registry order."""
+    tasks = list(GROUPS[group])
+    seen = set(df["task"]) if len(df) else set()
+    return tasks + [t for t in TASKS if t in seen and t not in tasks]
+
+
+def wide(df, group: str) -> dict:
+    """The view the pages show: one row per (kind, origin, model, limits, split), one cell per task
+    holding its main score (or, for a published number in another metric, that one, labelled)."""
+    tasks = task_columns(df, group)
+    rows: dict[tuple, dict] = {}
+    for rec in df.to_dict("records"):
+        limits = (_int(rec["limit_train"]), _int(rec["limit_eval"]))
+        key = (rec["kind"], rec["origin"], rec["model"], limits, rec["split"])
+        row = rows.setdefault(key, dict(kind=rec["kind"], origin=rec["origin"], model=rec["model"], limits=limits,
+                                        split=rec["split"], cells={}, protocols=set(), source=rec["source"],
+                                        seconds=0.0, tokens=_int(rec["pretraining_tokens"]), settings=defaultdict(set)))
+        cell = dict(score=rec["score"], std=rec["std"], n=int(rec["n"]), metric=rec["metric"], main=bool(rec["main"]),
+                    protocol=rec["protocol"], repeated=isinstance(rec.get("repeated"), (bool, np.bool_)) and bool(rec.get("repeated")), setting=rec["setting"],
+                    measured=rec["kind"] == "measured")
+        old = row["cells"].get(rec["task"])
+        # The main metric wins; among measured settings of one task, the one with most runs.
+        if old is None or (cell["main"], cell["n"]) > (old["main"], old["n"]):
+            if old is not None and old["main"] and cell["main"]:
+                log.warning("%s %s: several hyperparameter settings; the pages show the one with most runs "
+                            "(%s), the CSV has all", rec["model"], rec["task"], cell["setting"])
+            row["cells"][rec["task"]] = cell
+        row["settings"][rec["task"]].add(rec["setting"])
+    for row in rows.values():
+        row["protocols"] = sorted({c["protocol"] for c in row["cells"].values()})
+        cells = [row["cells"].get(t) for t in GROUPS[group]]
+        row["avg"] = (float(np.mean([c["score"] for c in cells])) if all(c is not None and c["main"] for c in cells)
+                      else None)
+        if row["kind"] == "measured":
+            seconds = df[(df["kind"] == "measured") & (df["origin"] == row["origin"]) & (df["model"] == row["model"])
+                         & (df["split"] == "test") & df["main"]]
+            seconds = seconds[seconds["limit_train"].fillna(-1).eq(row["limits"][0] if row["limits"][0] else -1)]
+            row["seconds"] = float(seconds["finetune_seconds"].sum())
+    return {"tasks": tasks, "rows": list(rows.values())}
+
+
+def _int(x):
+    """An int, or None for the blanks of a nullable integer column (pandas NA, NaN, None)."""
+    try:
+        return None if x is None or bool(x != x) else int(x)
+    except TypeError:  # pandas.NA refuses bool()
+        return None
+
+
+def _cell_text(c: dict | None) -> str:
+    """``83.19 ± 0.31 (n=3)``; a published number: ``96.39*``, with its metric when it is not the main one."""
+    if c is None:
+        return ""
+    text = f"{c['score']:.2f}"
+    if c["std"] is not None and not _isnan(c["std"]):
+        text += f" ± {c['std']:.2f}"
+    text += "*" if c["repeated"] else ""
+    labels = [f"n={c['n']}"] if c["measured"] else []
+    if not c["main"]:
+        labels.append(c["metric"])
+    if c["protocol"] != "official":
+        labels.append(c["protocol"])
+    return text + (f" ({', '.join(labels)})" if labels else "")
+
+
+def _label(row: dict) -> str:
+    lt, le = row["limits"]
+    if (lt, le) == (None, None):
+        return row["model"]
+    return f"{row['model']} [subsampled: train≤{lt or 'all'}, eval≤{le or 'all'}]"
+
+
+_SPLIT_TITLE = {
+    "test": "Test split",
+    "validation": "Validation split (measured: the best epoch's dev score, which picked the epoch; published rows: "
+                  "the source's validation runs)",
+    "validation-heldout": "Held-out slice of validation (measured, `dev-train` protocol: the slice that picked the epoch)",
+    "unstated": "Split not stated by the source",
+}
+
+
+def to_markdown(board: dict, group: str) -> str:
+    tasks = board["tasks"]
     lines = [
         "# Leaderboard",
         "",
-        "Main score per task (× 100): mean ± sample std over seeds (n = seeds). Built from result files only "
-        "by `bench leaderboard`. `dev-train` = no train split available: trained on validation minus a "
-        "hashed 10% slice used for epoch selection, scored on test; never comparable with `official` numbers. "
-        f"`avg {group}` is empty unless every task of the group ({', '.join(tasks)}) has results. "
-        "Rows marked *reported* are published numbers (BERTIN model card, revision linked), not runs of this "
-        "suite, trained with the official Hub train splits (so not comparable with `dev-train` cells); `*` after a "
-        "reported number = the card's repeated run. Subsampled rows are quick runs on a slice of the data.",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
+        "Main score per task, in percent: mean ± sample std over fine-tuning seeds (n = runs; no spread when n = 1). "
+        "Built by `bench leaderboard` from the result files and the published scores (`benchmark/reported.py`); "
+        "every number with its split, metric and protocol is in `leaderboard.csv` (data dictionary: "
+        "`benchmark/RESULTS_SCHEMA.md`). One table per split: a validation number never shares a table with test "
+        "numbers. `dev-train` cells: no train split available, trained on validation minus a held-out slice, scored "
+        "on test; never comparable with `official` numbers. A metric named in a cell is not the task's main score "
+        f"(the source reported another). `avg {group}` is empty unless every task of the group ({', '.join(GROUPS[group])}) "
+        "has its main score. Rows in *italics* are published numbers, not runs of this suite; `*` = a repeated run "
+        "(BERTIN's card). Subsampled rows are quick runs on a slice of the data.",
     ]
-    for _, r in df.iterrows():
-        reported = r["kind"] == "reported"
-        cells = [f"*{r['model']}*" if reported else r["model"]]
-        for t in columns:
-            mean = r.get(f"{t}_mean")
+    head = ["model", "from"] + tasks + [f"avg {group}", "fine-tune s", "pre-train tokens"]
+    sources = set()
+    for split in SPLIT_ORDER:
+        rows = [r for r in board["rows"] if r["split"] == split]
+        if not rows:
+            continue
+        lines += ["", f"## {_SPLIT_TITLE[split]}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rows:
+            reported = r["kind"] == "reported"
             if reported:
-                rep = r.get(f"{t}_repetition")
-                flag = "*" if isinstance(rep, (bool, np.bool_)) and rep else ""
-                cells.append(_fmt(mean, None, None, flag) if mean is not None and not _isnan(mean) else "")
-            else:
-                cells.append(_fmt(mean, r.get(f"{t}_std"), int(r.get(f"{t}_n") or 0)) if not _isnan(mean) else "")
-        avg = r.get(f"avg_{group}")
-        cells.append("" if _isnan(avg) else f"{100 * avg:.2f}")
-        secs = r.get("finetune_seconds")
-        cells.append("" if secs is None or _isnan(secs) else f"{secs:,.0f}")
-        tok = r.get("pretraining_tokens")
-        cells.append("" if tok is None or _isnan(tok) else f"{int(tok):,}")
-        lines.append("| " + " | ".join(cells) + " |")
-    sources = sorted({s for s in df.get("source", []) if isinstance(s, str) and s})
+                sources.add(r["source"])
+            cells = [f"*{_label(r)}*" if reported else _label(r), r["origin"]]
+            cells += [_cell_text(r["cells"].get(t)) for t in tasks]
+            cells.append("" if r["avg"] is None else f"{r['avg']:.2f}")
+            cells.append(f"{r['seconds']:,.0f}" if r["seconds"] else "")
+            cells.append(f"{r['tokens']:,}" if r["tokens"] else "")
+            lines.append("| " + " | ".join(cells) + " |")
     if sources:
-        lines += ["", "Reported numbers from: " + ", ".join(sources)]
+        lines += ["", "Published numbers from: " + "; ".join(sorted(sources)) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -171,3 +341,108 @@ def _isnan(x) -> bool:
         return x is None or math.isnan(float(x))
     except (TypeError, ValueError):
         return False
+
+
+# --- the HTML page ------------------------------------------------------------------------------
+
+
+def figures(results_dir: Path) -> list[tuple[str, str]]:
+    """(caption, path relative to the page) of every PNG under ``results_dir``: the studies' figures."""
+    return [(p.relative_to(results_dir).with_suffix("").as_posix(), p.relative_to(results_dir).as_posix())
+            for p in sorted(Path(results_dir).glob("**/*.png"))]
+
+
+_CSS = """
+body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;white-space:nowrap}
+th{background:#eef;cursor:pointer;user-select:none}th.asc::after{content:" ▲"}th.desc::after{content:" ▼"}
+tr.reported td{font-style:italic;color:#555}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.controls label{margin-right:1.2em}figure{display:inline-block;margin:0 1em 1em 0;vertical-align:top}
+figure img{max-width:420px;border:1px solid #ddd}p.note{max-width:60em;color:#444}
+"""
+
+# Sort by clicking a header (again: reverse); filters for split, protocol and kind. The state lives
+# in the URL hash (#sort=<column>&dir=desc&split=test&protocol=official&kind=measured), so a link
+# opens the same view, and a test can drive it without clicking.
+_JS = """
+(function(){
+const table=document.getElementById('board'),body=table.tBodies[0],heads=[...table.tHead.rows[0].cells];
+const sel={split:document.getElementById('f-split'),protocol:document.getElementById('f-protocol'),kind:document.getElementById('f-kind')};
+function state(){const s={};location.hash.slice(1).split('&').forEach(kv=>{const [k,v]=kv.split('=');if(k)s[k]=decodeURIComponent(v||'');});return s;}
+function apply(){
+  const s=state();
+  for(const k in sel){sel[k].value=s[k]||'';}
+  const rows=[...body.rows];
+  rows.forEach(r=>{let show=true;for(const k in sel){const v=sel[k].value;if(v&&!(' '+r.dataset[k]+' ').includes(' '+v+' '))show=false;}r.hidden=!show;});
+  heads.forEach(h=>h.classList.remove('asc','desc'));
+  const col=heads.findIndex(h=>h.dataset.key===s.sort);
+  if(col>=0){
+    const dir=s.dir==='asc'?1:-1;heads[col].classList.add(dir>0?'asc':'desc');
+    const val=r=>{const c=r.cells[col],v=c.dataset.v;return v===undefined?c.textContent:(v===''?null:parseFloat(v));};
+    rows.sort((a,b)=>{const x=val(a),y=val(b);if(x===null&&y===null)return 0;if(x===null)return 1;if(y===null)return -1;
+      return (typeof x==='number'&&typeof y==='number')?dir*(x-y):dir*String(x).localeCompare(String(y));});
+    rows.forEach(r=>body.appendChild(r));
+  }
+  document.getElementById('shown').textContent=rows.filter(r=>!r.hidden).length+' of '+rows.length+' rows';
+}
+function set(k,v){const s=state();if(v)s[k]=v;else delete s[k];location.hash=Object.entries(s).map(([a,b])=>a+'='+encodeURIComponent(b)).join('&');}
+heads.forEach(h=>h.addEventListener('click',()=>{const s=state();set('dir',s.sort===h.dataset.key&&s.dir!=='asc'?'asc':'desc');set('sort',h.dataset.key);}));
+for(const k in sel)sel[k].addEventListener('change',()=>set(k,sel[k].value));
+window.addEventListener('hashchange',apply);apply();
+document.body.dataset.ready='1';
+})();
+"""
+
+
+def to_html(board: dict, group: str, figs: list[tuple[str, str]]) -> str:
+    """One self-contained page: inline CSS and JS, no server, figures as relative links."""
+    e = html.escape
+    tasks = board["tasks"]
+    cols = [("model", "model"), ("kind", "kind"), ("split", "split"), ("protocol", "protocol"), ("from", "origin")]
+    cols += [(t, t) for t in tasks] + [(f"avg {group}", "avg"), ("fine-tune s", "seconds"), ("source", "source")]
+    head = "".join(f'<th data-key="{e(k)}">{e(label)}</th>' for label, k in cols)
+    body = []
+    for r in board["rows"]:
+        tds = [f"<td>{e(_label(r))}</td>", f"<td>{e(r['kind'])}</td>", f"<td>{e(r['split'])}</td>",
+               f"<td>{e(' + '.join(r['protocols']))}</td>", f"<td>{e(r['origin'])}</td>"]
+        for t in tasks:
+            c = r["cells"].get(t)
+            v = "" if c is None else f"{c['score']:.4f}"
+            title = "" if c is None else ' title="' + e(f"{c['metric']}, {c['protocol']}, {c['setting']}") + '"'
+            tds.append(f'<td class="num" data-v="{v}"{title}>{e(_cell_text(c))}</td>')
+        avg, secs = r["avg"], r["seconds"]
+        tds.append(f'<td class="num" data-v="{"" if avg is None else f"{avg:.4f}"}">{"" if avg is None else f"{avg:.2f}"}</td>')
+        tds.append(f'<td class="num" data-v="{secs or ""}">{f"{secs:,.0f}" if secs else ""}</td>')
+        tds.append(f"<td>{e(r['source'])}</td>")
+        kind, split, protocols = e(r["kind"]), e(r["split"]), e(" ".join(r["protocols"]))
+        body.append(f'<tr class="{kind}" data-split="{split}" data-protocol="{protocols}" data-kind="{kind}">'
+                    + "".join(tds) + "</tr>")
+
+    def options(key, values):
+        opts = "".join(f'<option value="{e(v)}">{e(v)}</option>' for v in values)
+        return f'<label>{key} <select id="f-{key}"><option value="">all</option>{opts}</select></label>'
+
+    splits = [s for s in SPLIT_ORDER if any(r["split"] == s for r in board["rows"])]
+    protocols = sorted({p for r in board["rows"] for p in r["protocols"]})
+    fig_html = "".join(f'<figure><a href="{e(path)}"><img src="{e(path)}" alt="{e(cap)}"></a>'
+                       f"<figcaption>{e(cap)}</figcaption></figure>" for cap, path in figs)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>bertin-bench leaderboard</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
+<body>
+<h1>bertin-bench leaderboard</h1>
+<p class="note">Main score per task in percent: mean ± sample std over fine-tuning seeds (n runs). Every row names its
+split: <b>validation</b> numbers (the best epoch's dev score for our runs; BERTIN's card reports validation runs) are not
+test numbers. <b>dev-train</b>: no train split, trained on validation minus a held-out slice. A metric named in a cell
+is not the task's main score. Italic rows are published numbers, not runs of this suite; * = a repeated run. Click a
+header to sort; the view is kept in the URL. All numbers: <a href="leaderboard.csv">leaderboard.csv</a>.</p>
+<div class="controls">{options("split", splits)}{options("protocol", protocols)}{options("kind", ["measured", "reported"])}
+<span id="shown"></span></div>
+<table id="board"><thead><tr>{head}</tr></thead><tbody>
+{chr(10).join(body)}
+</tbody></table>
+<h2>Figures</h2>
+{fig_html or "<p>No figures under this folder.</p>"}
+<script>{_JS}</script>
+</body></html>
+"""

@@ -160,24 +160,24 @@ def test_interrupted_run_leaves_no_result_file(bench_dir, tiny_roberta_dir, monk
 
 
 def test_leaderboard_from_files(bench_dir):
+    from benchmark import leaderboard
     out, _ = bench_dir
     df = build_leaderboard(out)
-    assert (out / "leaderboard.csv").is_file() and (out / "leaderboard.md").is_file()
-    tiny = df[df["model"] == "tiny [subsampled: train≤48, eval≤32]"].iloc[0]
+    assert all((out / n).is_file() for n in ("leaderboard.csv", "leaderboard.md", "leaderboard.html"))
+    main = df[(df.kind == "measured") & df.main & (df.split == "test")]
+    ner = main[(main.model == "tiny") & (main.task == "ner_conll2002_es")].iloc[0]
     scores = [load(out / f"runs/tiny/ner_conll2002_es/seed{s}.json").main_score for s in (0, 1)]
-    assert tiny["ner_conll2002_es_mean"] == pytest.approx(sum(scores) / 2)
-    assert tiny["ner_conll2002_es_n"] == 2 and tiny["pawsx_es_protocol"] == "dev-train"
-    assert tiny["avg_bertin"] == pytest.approx(sum(tiny[f"{t}_mean"] for t in TASKS) / 4)
-    assert tiny["finetune_seconds"] > 0
-    # tiny-b lacks POS and XNLI: its group average is empty, not an average of what exists.
-    tiny_b = df[df["model"].str.startswith("tiny-b")].iloc[0]
-    assert pd.isna(tiny_b["avg_bertin"])
-    reported = df[df["kind"] == "reported"]
-    assert len(reported) > 0 and reported["model"].str.contains("reported").all()
+    assert ner["score"] == pytest.approx(100 * sum(scores) / 2, abs=1e-4) and ner["n"] == 2 and ner["limit_train"] == 48
+    assert main[(main.model == "tiny") & (main.task == "pawsx_es")].iloc[0]["protocol"] == "dev-train"
+    assert ner["finetune_seconds"] > 0
+    rows = leaderboard.wide(df, "bertin")["rows"]
+    tiny = next(r for r in rows if r["model"] == "tiny" and r["split"] == "test")
+    assert tiny["avg"] == pytest.approx(sum(tiny["cells"][t]["score"] for t in TASKS) / 4)
+    assert next(r for r in rows if r["model"] == "tiny-b" and r["split"] == "test")["avg"] is None
+    assert (df[df.kind == "reported"]["source"] != "").all()
     md = (out / "leaderboard.md").read_text(encoding="utf-8")
-    assert "pawsx_es (dev-train)" in md and "*beto (reported:" in md and "(n=2)" in md
-    reread = pd.read_csv(out / "leaderboard.csv")
-    assert list(reread["model"]) == list(df["model"])
+    assert "(n=2, dev-train)" in md and "*beto*" in md
+    assert list(pd.read_csv(out / "leaderboard.csv")["model"]) == list(df["model"])
 
 
 def test_pretraining_tokens_in_cost_column(tmp_path, bench_dir):
