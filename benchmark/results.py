@@ -17,12 +17,14 @@ Python: ``python -m benchmark.results`` rewrites ``benchmark/RESULTS_SCHEMA.md``
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import logging
 import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from bertin_bench.io import read_json, write_json_atomic, write_text_atomic
 
@@ -30,13 +32,29 @@ SCHEMA_VERSION = 2
 KIND = "bertin-bench/finetune-result"
 SCHEMA_DOC = Path(__file__).with_name("RESULTS_SCHEMA.md")
 
+log = logging.getLogger(__name__)
+
+
+# A display name whose file name is the name itself (``/`` -> ``--``): lowercase, one optional
+# ``/``, no ``--`` and no leading/trailing ``-``/``.`` of its own. That mapping is one-to-one, and
+# it is case-proof (macOS and Windows fold case), so two such names never share a directory.
+_PLAIN_NAME = re.compile(r"(?!.*--)[a-z0-9](?:[a-z0-9._-]*[a-z0-9_])?(?:/[a-z0-9](?:[a-z0-9._-]*[a-z0-9_])?)?")
+
 
 def slug(name: str) -> str:
-    """A file-system safe model name: ``bertin-project/bertin-base-gaussian`` -> ``bertin-project--bertin-base-gaussian``."""
+    """A file-system safe model name, one per display name.
+
+    ``bertin-project/bertin-base-gaussian`` -> ``bertin-project--bertin-base-gaussian``. Any other
+    name ("Mi Modelo", "mi_modelo ", "PlanTL-GOB-ES/roberta-base-bne") gets the short hash of its
+    exact text after an ``@`` (a character plain names never produce), because replacing characters
+    alone would send "Mi Modelo" and "mi-modelo" to one directory, the second run then reading or
+    overwriting the first one's results."""
     out = re.sub(r"[^A-Za-z0-9._-]+", "-", name.replace("/", "--")).strip("-.")
     if not out:
         raise ValueError(f"cannot make a file name from model name {name!r}")
-    return out
+    if _PLAIN_NAME.fullmatch(name):
+        return out
+    return f"{out.lower()}@{hashlib.sha256(name.encode('utf-8')).hexdigest()[:10]}"
 
 
 def run_path(results_dir: str | Path, model_name: str, task: str, seed: int) -> Path:
@@ -284,6 +302,72 @@ def iter_results(results_dir: str | Path) -> Iterator[tuple[Path, FinetuneResult
         yield path, FinetuneResult.from_disk(path)
 
 
+# --- model identity ---------------------------------------------------------------------------------
+# A display name is what the user typed or the directory was called (two exports both named `hf`),
+# so it cannot say which weights were scored. The leaderboard and `bench compare` key results by
+# identity and use names only to print them.
+
+
+def model_identity(result: "FinetuneResult | ModelRecord") -> str:
+    """What was scored, as one string: ``local:<content hash>`` for a local directory,
+    ``hub:<hub id>@<commit>`` for a Hub model (the commit resolved at load time when the result
+    records one, else the revision asked for), ``hub:<hub id>`` when neither was recorded (older
+    results: then two snapshots of one id cannot be told apart)."""
+    m = result.model if isinstance(result, FinetuneResult) else result
+    if m.source == "local" or (m.content_hash and not m.hub_id):
+        return f"local:{m.content_hash}"
+    revision = getattr(m, "resolved_revision", None) or m.revision
+    return f"hub:{m.hub_id}@{revision}" if revision else f"hub:{m.hub_id}"
+
+
+def short_identity(identity: str) -> str:
+    """8 characters that tell identities apart in a display name: the start of the content hash or
+    commit when there is one, else of the identity's own hash."""
+    tail = identity.split("@", 1)[1] if identity.startswith("hub:") and "@" in identity else identity.split(":", 1)[-1]
+    if not re.fullmatch(r"[0-9a-f]{8,}", tail):
+        tail = hashlib.sha256(identity.encode("utf-8")).hexdigest()
+    return tail[:8]
+
+
+@dataclass
+class ModelGroup:
+    """The results of one model identity, under a display name no other identity uses."""
+
+    name: str  # the recorded display name, with `#<short identity>` when another identity shares it
+    identity: str
+    results: list  # [FinetuneResult, ...] in the order given
+
+
+def group_by_model(items: Iterable) -> dict[str, ModelGroup]:
+    """Group results (``FinetuneResult`` or the ``(path, result)`` pairs of :func:`iter_results`) by
+    model identity, keyed by a unique display name, in order of first appearance.
+
+    Two identities under one recorded name both get ``name#<short identity>`` and a warning names
+    them, rather than one row or one comparison silently mixing two models' runs."""
+    by_identity: dict[str, ModelGroup] = {}
+    for item in items:
+        res = item[1] if isinstance(item, tuple) else item
+        ident = model_identity(res)
+        # One identity under two names (an export run as `a`, then as `b`) stays one group under
+        # the first name: the same weights.
+        if ident not in by_identity:
+            by_identity[ident] = ModelGroup(name=res.model.name, identity=ident, results=[])
+        by_identity[ident].results.append(res)
+    names: dict[str, list[ModelGroup]] = {}
+    for group in by_identity.values():
+        names.setdefault(group.name, []).append(group)
+    out: dict[str, ModelGroup] = {}
+    for name, groups in names.items():
+        if len(groups) > 1:
+            for group in groups:
+                group.name = f"{name}#{short_identity(group.identity)}"
+            log.warning("%d different models are named %r (%s); shown as %s", len(groups), name,
+                        ", ".join(g.identity for g in groups), ", ".join(g.name for g in groups))
+        for group in groups:
+            out[group.name] = group
+    return out
+
+
 # --- old versions ---------------------------------------------------------------------------------
 
 
@@ -479,7 +563,9 @@ def schema_markdown() -> str:
         "<!-- Generated by `python -m benchmark.results` from `benchmark/results.py`; do not edit by hand. -->",
         "",
         "One JSON file per (model, task, seed): `results/runs/<model-slug>/<task>/seed<N>.json`, where",
-        "`<model-slug>` is the model's display name with `/` replaced by `--` (`benchmark.results.slug`).",
+        "`<model-slug>` is the model's display name with `/` replaced by `--` when the name is plain (lowercase",
+        "letters, digits, `._-`, no `--`), else that text lowercased plus `@` and a 10-character hash of the exact",
+        "name, so two display names never share a directory (`benchmark.results.slug`).",
         "`benchmark.results.FinetuneResult` owns the format: it builds a run's record, validates it, writes it",
         "atomically (temporary file + rename, only after validation, so an interrupted `bench run` never leaves",
         "a partial file) and reads it back; the leaderboard, `bench compare` and the CLI read results only",
@@ -505,7 +591,15 @@ def schema_markdown() -> str:
         "",
         "Decoding predictions: `benchmark.metrics.unpack_predictions(result.test.predictions)` returns",
         "`(gold, pred)` (lists of lists for token tasks).",
+        "",
+        "Model identity: the leaderboard and `bench compare` key results by `benchmark.results.model_identity`",
+        "(`local:<content_hash>` for a local directory, `hub:<hub_id>@<commit>` for a Hub model), never by",
+        "display name alone; two identities under one name are shown as `name#<8 characters of the hash or",
+        "commit>`, with a warning (`benchmark.results.group_by_model`).",
     ]
+    from benchmark.leaderboard import data_dictionary  # the leaderboard owns its columns
+
+    lines += ["", *data_dictionary()]
     return "\n".join(lines) + "\n"
 
 
