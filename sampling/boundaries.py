@@ -1,8 +1,13 @@
 """Perplexity quartiles (Q1, median, Q3) estimated on a sample, saved with the LM they belong to.
 
-A boundaries file is only meaningful with the LM, sentencepiece model and scoring mode that made
-it: perplexities of two LMs (or of ``ccnet`` vs ``lines`` mode) are not on the same scale. The file
-records the scorer's ``identity()`` and ``check()`` refuses a mismatch with an error naming the file.
+A boundaries file is only meaningful with the LM, sentencepiece model, scoring mode and text
+normalization that made it: perplexities of two LMs (or of ``ccnet`` vs ``lines`` mode, or of
+lowercased vs cased text) are not on the same scale. The file records the scorer's ``identity()``
+and ``check()`` refuses a mismatch with an error naming the file.
+
+Files written before the normalization was recorded hold none; they are read as made with the
+normalization that version always used (``cc_net``, or none in ``raw`` mode), which is exact:
+see ``sampling.scorer.upgrade_identity``.
 It also keeps 1,001 quantiles of the sample so ``--target-fraction`` can calibrate a factor later
 without re-scoring.
 """
@@ -25,6 +30,7 @@ from bertin_bench.provenance import environment
 from sampling.io import (
     DEFAULT_MAX_CHARS, SKIP, InputSpec, make_reader, parse_input, stored_perplexity_ok, text_skip_reason,
 )
+from sampling.scorer import identity_diffs, upgrade_identity
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +43,7 @@ class Boundaries:
     q1: float
     q2: float
     q3: float
-    identity: dict  # the scorer's identity(): lm/sp hashes and mode
+    identity: dict  # the scorer's identity(): lm/sp hashes, mode, normalization
     mode: str
     n: int  # documents the quartiles were computed on
     quantiles: list[float] = dataclasses.field(default_factory=list, repr=False)
@@ -89,19 +95,23 @@ class Boundaries:
             b = cls(**data, path=str(path))
         except TypeError as err:
             raise ValueError(f"{path}: incomplete boundaries file ({err})") from None
+        if isinstance(b.identity, dict) and "normalization" not in b.identity:
+            b.identity = {**b.identity, "normalization": upgrade_identity({"mode": b.mode})["normalization"]}
+            log.info("%s: no recorded normalization (an older file): read as %s, what its %s mode always used",
+                     path, b.identity["normalization"]["name"], b.mode)
         if not (0 < b.q1 <= b.q2 <= b.q3):
             raise ValueError(f"{path}: boundaries must satisfy 0 < Q1 <= Q2 <= Q3, got {b.as_tuple()}")
         return b
 
     def check(self, identity: dict, what: str = "the scorer") -> None:
-        """Raise if these boundaries were made with another LM, sentencepiece model or mode."""
-        diffs = [f"{k}: {self.identity.get(k)!r} here vs {identity.get(k)!r}"
-                 for k in ("lm_hash", "sp_hash", "mode") if self.identity.get(k) != identity.get(k)]
+        """Raise if these boundaries were made with another LM, sentencepiece model, mode or normalization."""
+        diffs = identity_diffs(self.identity, identity)
         if diffs:
             where = self.path or "the boundaries"
             raise ValueError(
-                f"{where} were estimated with another LM or scoring mode than {what} "
-                f"({'; '.join(diffs)}). Re-run `bench sample boundaries` with the same --lm-dir and --mode."
+                f"{where} were estimated with another LM or scoring mode (or normalization) than {what} "
+                f"({'; '.join(d.replace(' vs ', ' here vs ', 1) for d in diffs)}). Re-run `bench sample "
+                "boundaries` with the same --lm-dir, --mode and --normalization."
             )
 
 

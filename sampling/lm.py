@@ -5,8 +5,10 @@ The recipe (CCNet ``Makefile``/``get_wiki_cirrus``, and the edugp models BERTIN-
     text --CCNet normalize--> norm.txt --sentencepiece unigram--> LANG.sp.model
     norm.txt --encode_as_pieces, space-joined--> lmplz -o 5 --> ARPA --build_binary trie--> LANG.arpa.bin
 
-Normalization is the scorer's own (``sampling.normalize.normalize``), applied line by line, so the
-LM sees exactly the text the ``lines``/``ccnet`` scoring modes feed it. ``lmplz`` and
+Normalization is the scorer's own (``sampling.normalize``; the ``cc_net`` preset unless another
+is asked for), applied line by line, so the LM sees exactly the text the ``lines``/``ccnet`` scoring
+modes feed it. It is written to ``normalization.json`` next to the model, which the scorer reads:
+a model trained here is never scored with another normalization. ``lmplz`` and
 ``build_binary`` are C++ programs that the ``kenlm`` wheel does not ship: ``tools/build_kenlm.sh``
 builds them into ``tools/kenlm-bin/``; :func:`find_kenlm_binary` finds them.
 
@@ -143,6 +145,7 @@ def train_lm(
     quantize: bool = True,
     sp_sample_lines: int = DEFAULT_SP_SAMPLE_LINES,
     normalize: bool = True,
+    normalization="cc_net",
     max_lines: int | None = None,
     memory: str = "20%",
     threads: int | None = None,
@@ -154,8 +157,10 @@ def train_lm(
     """Train ``out_dir/{lang}.sp.model`` and ``out_dir/{lang}.arpa.bin`` from a text file.
 
     ``text_path``: UTF-8 text, one sentence or paragraph per line (empty lines are skipped).
-    ``max_lines``: use only the first N lines. ``normalize=False`` skips CCNet normalization (only
-    for text that is already normalized: the scorer always normalizes). ``memory``: lmplz/build_binary
+    ``max_lines``: use only the first N lines. ``normalization``: a preset name (``cc_net``,
+    ``edugp``, ``raw``) or a ``sampling.normalize.Normalization``, recorded in
+    ``out_dir/normalization.json``. ``normalize=False`` skips applying it (only for text that is
+    already normalized that way: the scorer always applies it). ``memory``: lmplz/build_binary
     memory cap (``-S``: a percentage of RAM or a size like ``4G``). ``threads``: sentencepiece
     threads (default: all cores). ``tmp_dir``: where intermediates go (default: a staging directory
     next to ``out_dir``; the ARPA of a big corpus needs several times the final size).
@@ -174,12 +179,19 @@ def train_lm(
     prune_values = parse_prune(prune, order)
     threads = threads or os.cpu_count() or 1
     lmplz, build_binary = find_kenlm_binary("lmplz"), find_kenlm_binary("build_binary")
+    from sampling.normalize import CC_NET, NORMALIZATION_FILE, preset
+
+    norm = preset(normalization)
 
     options = {
         "lang": lang, "vocab_size": vocab_size, "order": order, "prune": prune_values,
         "quantize": quantize, "sp_sample_lines": sp_sample_lines, "normalize": normalize,
         "max_lines": max_lines,
     }
+    if norm != CC_NET:
+        # Absent means cc_net, the only normalization before it was an option: the keys of models
+        # trained then stay valid.
+        options["normalization"] = norm.to_dict()
     sp_name, lm_name = f"{lang}.sp.model", f"{lang}.arpa.bin"
     log.info("hashing %s", text_path)
     text_hash = provenance.hash_file(text_path)
@@ -189,6 +201,8 @@ def train_lm(
         if existing is not None and (not keep_arpa or "arpa" in existing["files"]):
             log.info("%s already holds a model trained from this text with these options; "
                      "skipping (force=True retrains)", out_dir)
+            if not (out_dir / NORMALIZATION_FILE).is_file():
+                norm.save(out_dir)  # a model trained before the file existed
             return existing
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -203,8 +217,8 @@ def train_lm(
         # 1. normalize ----------------------------------------------------------------------------
         t0 = time.perf_counter()
         norm_path = work / "norm.txt"
-        counts = _normalize_file(text_path, norm_path, normalize=normalize, max_lines=max_lines,
-                                 progress=progress)
+        apply = norm.normalizer().normalize if normalize and not norm.is_identity else None
+        counts = _normalize_file(text_path, norm_path, normalize=apply, max_lines=max_lines, progress=progress)
         timings["normalize_s"] = time.perf_counter() - t0
         log.info("normalized %d lines (%d empty skipped) in %.1fs", counts["lines_used"],
                  counts["lines_empty"], timings["normalize_s"])
@@ -247,6 +261,7 @@ def train_lm(
         log.info("build_binary trie%s: %.1f MB in %.1fs", " (quantized 8 bits)" if quantize else "",
                  lm_path.stat().st_size / 1e6, timings["build_binary_s"])
 
+        norm.save(staging)
         meta = {
             "meta_version": META_VERSION,
             **markers.stamp(key),
@@ -259,6 +274,7 @@ def train_lm(
             "input": {"path": str(text_path.resolve()), "sha256": text_hash,
                       "bytes": text_path.stat().st_size, **counts, "tokens": tokens},
             "options": options,
+            "normalization": norm.to_dict(),
             "ngrams": ngrams,
             "arpa_bytes": arpa_path.stat().st_size,
             "commands": commands,
@@ -269,7 +285,8 @@ def train_lm(
         if keep_arpa:
             os.replace(arpa_path, staging / arpa_path.name)
             meta["files"]["arpa"] = {"name": arpa_path.name, "bytes": meta["arpa_bytes"]}
-        _publish(staging, out_dir, meta, [sp_name, lm_name] + ([arpa_path.name] if keep_arpa else []))
+        _publish(staging, out_dir, meta,
+                 [sp_name, lm_name, NORMALIZATION_FILE] + ([arpa_path.name] if keep_arpa else []))
         log.info("wrote %s and %s to %s", sp_name, lm_name, out_dir)
         return meta
     finally:
@@ -289,11 +306,10 @@ def _check_text(path: Path) -> None:
         raise ValueError(f"training text {path} is empty")
 
 
-def _normalize_file(src: Path, dst: Path, *, normalize: bool, max_lines: int | None, progress: bool) -> dict:
-    """Write the CCNet-normalized non-empty lines of ``src`` to ``dst``; count what was used."""
+def _normalize_file(src: Path, dst: Path, *, normalize, max_lines: int | None, progress: bool) -> dict:
+    """Write the non-empty lines of ``src``, passed through ``normalize`` (None: as they are), to
+    ``dst``; count what was used."""
     from tqdm import tqdm
-
-    from sampling.normalize import normalize as ccnet_normalize
 
     used = empty = 0
     with open(src, "rb") as fin, open(dst, "w", encoding="utf-8") as fout, tqdm(
@@ -307,9 +323,9 @@ def _normalize_file(src: Path, dst: Path, *, normalize: bool, max_lines: int | N
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
                 raise ValueError(f"{src}:{lineno}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-            # Normalization removes every newline and control character, so a normalized line is
-            # always one line; un-normalized text only needs its own line break and padding gone.
-            line = ccnet_normalize(line) if normalize else line.strip()
+            # Normalization strips the line first, so its line break goes; un-normalized text only
+            # needs its own line break and padding gone.
+            line = normalize(line) if normalize else line.strip()
             if not line:
                 empty += 1
                 continue

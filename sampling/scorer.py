@@ -14,6 +14,14 @@ Three modes (``PerplexityScorer(mode=...)``):
     What BERTIN actually ran on mC4: no normalization, no sentencepiece, whitespace words of
     each ``\\n``-separated line; not rounded.
 
+What "normalize" means is the scorer's :class:`~sampling.normalize.Normalization`, chosen by the
+model's source unless given (:func:`default_normalization`): a ``normalization.json`` next to the
+model (written by ``bench lm train``) is binding; a Hub model or a directory named after edugp gets
+``edugp`` (case and accents kept); other local models ``cc_net``; ``raw`` mode ``raw``. It is part
+of :meth:`PerplexityScorer.identity`, and when sentencepiece loads its vocabulary is checked
+against it (:func:`sampling.normalize.vocabulary_conformance`): a mismatch is logged with the
+numbers, or refused with ``strict=True``.
+
 Speed (see ``benchmarks/bench_scoring.py``): a batch of documents goes through one stage at a
 time: one normalization per document (NFD plus a replace of only the characters present), one
 ``sp.encode_as_ids`` (piece strings then come from a table: no Python string per piece) and one
@@ -25,6 +33,7 @@ into datatrove worker processes.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import re
@@ -33,9 +42,16 @@ from typing import Iterable, Sequence
 
 from bertin_bench import paths
 from bertin_bench.provenance import hash_file
-from sampling.normalize import normalize, normalize_lines
+from sampling.normalize import (
+    CC_NET, EDUGP, NORMALIZATION_FILE, PRESETS, RAW, Conformance, Normalization, preset, vocabulary_conformance,
+)
+
+log = logging.getLogger(__name__)
 
 MODES = ("ccnet", "lines", "raw")
+NORMALIZATIONS = ("auto", *PRESETS)  # the --normalization choices
+# What makes two scorers' perplexities comparable (boundaries, scored shards): the one list.
+IDENTITY_KEYS = ("lm_hash", "sp_hash", "mode", "normalization")
 HUB_REPO = "edugp/kenlm"
 HUB_PREFIX = "hf://"
 DEFAULT_LANG = "es"
@@ -68,14 +84,58 @@ def _pp(log10_sum: float, length: int) -> float:
 _LAST_SPACE = 0x3000  # IDEOGRAPHIC SPACE, the highest code point with str.isspace()
 
 
-def _pieces_never_hold_whitespace(sp) -> bool:
-    """Whether every whitespace character that survives CCNet normalization is turned into a
-    piece boundary by this sentencepiece model (its normalizer maps it to a space). Then
-    ``len(pieces) == len(" ".join(pieces).split())`` for every text."""
+def _pieces_never_hold_whitespace(sp, normalize) -> bool:
+    """Whether every whitespace character that survives ``normalize`` is turned into a piece
+    boundary by this sentencepiece model (its normalizer maps it to a space). Then
+    ``len(pieces) == len(" ".join(pieces).split())`` for every text, and no piece holds a newline."""
     # Unicode has no whitespace above U+3000 (tested); a regex scan beats a str.isspace() loop 4x.
     spaces = re.findall(r"\s", "".join(map(chr, range(_LAST_SPACE + 1))))
     return not any(ch.isspace() for ws in spaces
                    for piece in sp.encode_as_pieces(normalize(f"a{ws}b")) for ch in piece)
+
+
+def default_normalization(model_dir: str | None, hub: tuple[str, str] | None, kenlm_path: str | None,
+                          mode: str) -> tuple[Normalization, str, bool]:
+    """The normalization a model's source implies: (normalization, why, binding).
+
+    ``binding`` when the model directory records it (``normalization.json``, written by
+    ``bench lm train``): scoring such a model with another normalization is refused.
+    """
+    if mode == "raw":
+        return RAW, "raw mode scores unnormalized text", True
+    if hub is not None:
+        # edugp/kenlm (and the copies of its layout) were trained keeping case and accents; its
+        # model card says to keep KenlmModel's defaults, which are the edugp preset.
+        return EDUGP, f"Hub model hf://{'/'.join(hub)}: edugp/kenlm's KenlmModel defaults", False
+    where = Path(model_dir) if model_dir is not None else Path(kenlm_path).parent
+    recorded = where / NORMALIZATION_FILE
+    if recorded.is_file():
+        return Normalization.load(recorded), f"recorded in {recorded}", True
+    # A downloaded copy of the edugp models: its own name, or the Hub cache path it sits in
+    # (.../models--edugp--kenlm/snapshots/<rev>/wikipedia).
+    if any("edugp" in part.lower() for part in where.resolve().parts):
+        return EDUGP, f"{where}: an edugp/kenlm model (by its path)", False
+    if (where / "lm_meta.json").is_file():
+        return CC_NET, f"{where}/lm_meta.json: `bench lm train` before normalization.json (always cc_net)", True
+    return CC_NET, f"{where}: a local CCNet-style model (cc_net, as CCNet's own LMs and the shared kenlm_es)", False
+
+
+def identity_diffs(stored: dict, current: dict) -> list[str]:
+    """How two scorer identities differ in what makes perplexities comparable (empty: the same).
+
+    An identity recorded before the normalization was (no ``normalization`` key) is read as what
+    that version did, exactly: ``cc_net`` in ``ccnet``/``lines`` mode, nothing in ``raw`` mode.
+    """
+    stored, current = upgrade_identity(stored), upgrade_identity(current)
+    return [f"{k}: {stored.get(k)!r} vs {current.get(k)!r}" for k in IDENTITY_KEYS if stored.get(k) != current.get(k)]
+
+
+def upgrade_identity(identity: dict) -> dict:
+    """``identity`` with the normalization that a file written before it was recorded implies."""
+    if "normalization" in identity or "mode" not in identity:
+        return identity
+    implied = RAW if identity["mode"] == "raw" else CC_NET
+    return {**identity, "normalization": implied.to_dict()}
 
 
 class PerplexityScorer:
@@ -85,6 +145,11 @@ class PerplexityScorer:
     ``hf://OWNER/REPO/SUBDIR`` (e.g. ``hf://edugp/kenlm/wikipedia``) for the Hub; or None for
     ``kenlm_es`` in the data directory, falling back to ``hf://edugp/kenlm/wikipedia`` when no data
     directory exists. ``kenlm_path`` / ``sp_path`` override single files.
+
+    ``normalization``: a preset name (``cc_net``, ``edugp``, ``raw``), a ``Normalization``, or
+    None/``auto`` for the one the model's source implies (:func:`default_normalization`).
+    ``strict``: refuse, rather than log, a sentencepiece vocabulary that does not fit the
+    normalization (checked once, when sentencepiece first loads).
     """
 
     def __init__(
@@ -95,6 +160,8 @@ class PerplexityScorer:
         sp_path: str | os.PathLike | None = None,
         mode: str = "lines",
         lang: str = DEFAULT_LANG,
+        normalization: str | Normalization | None = None,
+        strict: bool = False,
     ):
         if mode not in MODES:
             raise ValueError(f"unknown scoring mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -122,12 +189,30 @@ class PerplexityScorer:
                         f"language model file {file} not found (expected {lang}.arpa.bin and "
                         f"{lang}.sp.model in the model directory; set --lm-dir or --data-dir)"
                     )
+        self.normalization, self.normalization_source = self._choose_normalization(
+            model_dir, kenlm_path, normalization)
+        self.strict = strict
+        self._normalizer = None  # built on first use (its table would bloat every pickle)
+        self.conformance: Conformance | None = None  # set when sentencepiece first loads
         self._model = None
         self._sp = None
         self._pieces_are_words = False  # these three are set when sentencepiece loads
         self._piece_table: list[str] = []
         self._unk_id = -1
         self._identity: dict | None = None
+
+    def _choose_normalization(self, model_dir, kenlm_path, given) -> tuple[Normalization, str]:
+        implied, why, binding = default_normalization(
+            None if self.hub else (str(model_dir) if model_dir is not None else None), self.hub,
+            self.kenlm_path if not self.hub else None, self.mode)
+        if given is None or given == "auto":
+            return implied, why
+        norm = preset(given)
+        if norm != implied and binding:
+            what = "raw mode" if self.mode == "raw" else f"this LM ({why})"
+            raise ValueError(f"normalization {norm.name} does not fit {what}: it needs {implied.name}; "
+                             "leave --normalization unset")
+        return norm, "given" if norm != implied else f"given; also {why}"
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -160,21 +245,55 @@ class PerplexityScorer:
             import sentencepiece
 
             sp = sentencepiece.SentencePieceProcessor(model_file=self._resolve("sp"))
-            self._pieces_are_words = _pieces_never_hold_whitespace(sp)
+            self._pieces_are_words = _pieces_never_hold_whitespace(sp, self.normalizer.normalize)
             self._piece_table = sp.id_to_piece(list(range(sp.get_piece_size())))  # one C++ call
             self._unk_id = sp.unk_id()
+            if self.conformance is None:  # once: pickled into workers with the result
+                self._check_vocabulary(sp)
             self._sp = sp
         return self._sp
+
+    @property
+    def normalizer(self):
+        if self._normalizer is None:
+            self._normalizer = self.normalization.normalizer()
+        return self._normalizer
+
+    def _check_vocabulary(self, sp) -> None:
+        """Compare the sentencepiece vocabulary with the normalization; log or (strict) refuse."""
+        # Control, unknown and byte pieces are spelled <...>: ask sentencepiece about those only.
+        pieces = [p for i, p in enumerate(self._piece_table)
+                  if not (p[:1] == "<" and (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i)))]
+        self.conformance = vocabulary_conformance(pieces, self.normalization)
+        if self.conformance.ok:
+            return
+        message = (f"{self.sp_path}: the sentencepiece vocabulary does not fit normalization "
+                   f"{self.normalization.describe()} ({self.normalization_source}): "
+                   + "; ".join(self.conformance.problems)
+                   + ". Perplexities of mis-normalized text are not the model's; choose --normalization "
+                     "to match how the LM was trained")
+        if self.strict:
+            raise ValueError(message)
+        log.warning("%s", message)
+
+    def check_normalization(self) -> Conformance:
+        """Load sentencepiece (if this mode uses it) and return the vocabulary check; under
+        ``strict`` a mismatch raises. Callers run it once before any work."""
+        if self.mode != "raw":
+            self.sp
+        return self.conformance
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_model"] = None  # C objects do not pickle; each process reloads on first use
         state["_sp"] = None
         state["_piece_table"] = []  # rebuilt with sentencepiece (50k strings would bloat every pickle)
+        state["_normalizer"] = None  # shared per process, rebuilt from the (small) Normalization
         return state
 
     def identity(self) -> dict:
-        """What makes two scorers' numbers comparable: LM and sentencepiece content hashes, mode."""
+        """What makes two scorers' numbers comparable: LM and sentencepiece content hashes, mode,
+        normalization (compare two with :func:`identity_diffs`)."""
         if self._identity is None:
             kenlm_file = self._resolve("kenlm")
             sp_file = self._resolve("sp") if self.mode != "raw" else None
@@ -184,12 +303,15 @@ class PerplexityScorer:
                 "sp": Path(sp_file).name if sp_file else None,
                 "sp_hash": quick_file_hash(sp_file) if sp_file else None,
                 "mode": self.mode,
+                "normalization": self.normalization.to_dict(),
             }
         return dict(self._identity)
 
     def describe(self) -> dict:
         """identity() plus where the files were found (for stats/provenance, not for comparison)."""
-        return {**self.identity(), "lm_path": self.kenlm_path, "sp_path": self.sp_path}
+        return {**self.identity(), "lm_path": self.kenlm_path, "sp_path": self.sp_path,
+                "normalization_source": self.normalization_source,
+                "vocabulary": self.conformance.to_dict() if self.conformance else None}
 
     # -- scoring --------------------------------------------------------------------------------
 
@@ -229,12 +351,23 @@ class PerplexityScorer:
     # for a whole stage instead of evicting each other at every document.
 
     def _ccnet(self, texts: Sequence[str]) -> list[float]:
-        # Normalization removed every newline, so each tokenized document is one KenLM line.
-        lines, counts = self._pieces(list(map(normalize, texts)))
+        lines, counts = self._pieces(list(map(self.normalizer.normalize, texts)))
+        if not self._pieces_are_words:
+            # A piece may hold whitespace, so a newline that survived normalization may survive
+            # into the pieces: score each "\n" line as edugp does.
+            return [round(self._edugp_lines(line), 1) for line in lines]
+        # No piece holds whitespace: each tokenized document is one KenLM line.
         return [round(_pp(s, n + 1), 1) for s, n in zip(map(self.model.score, lines), counts)]
 
+    def _edugp_lines(self, tokenized: str) -> float:
+        log_sum, length = 0.0, 0
+        for line in tokenized.split("\n"):
+            log_sum += self.model.score(line)
+            length += len(line.split()) + 1
+        return _pp(log_sum, length)
+
     def _lines(self, texts: Sequence[str]) -> list[float]:
-        per_doc = [normalize_lines(t) for t in texts]
+        per_doc = list(map(self.normalizer.normalize_lines, texts))
         lines, counts = self._pieces([line for doc in per_doc for line in doc])
         scores = list(map(self.model.score, lines))
         out, i = [], 0
@@ -257,4 +390,4 @@ class PerplexityScorer:
 
     def __repr__(self) -> str:
         where = f"hf://{'/'.join(self.hub)}" if self.hub else self.kenlm_path
-        return f"PerplexityScorer({where!r}, mode={self.mode!r})"
+        return f"PerplexityScorer({where!r}, mode={self.mode!r}, normalization={self.normalization.name!r})"

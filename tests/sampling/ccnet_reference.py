@@ -56,7 +56,8 @@ def normalize(line: str, accent=True, case=True, numbers=True, punct=1) -> str:
 
 
 class KenlmModel:
-    """edugp's KenlmModel, ccnet mode only (normalize, sentencepiece, per-line score, round)."""
+    """edugp's KenlmModel with CCNet's normalization (``lower_case=True, remove_accents=True``, not
+    edugp's defaults: see ``edugp_reference.py``): normalize, sentencepiece, per-line score, round."""
 
     def __init__(self, kenlm_path: str, sp_path: str):
         import kenlm

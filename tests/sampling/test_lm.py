@@ -112,7 +112,13 @@ def _doc_pp(model, sp, text: str) -> float:
 @pytest.mark.lmplz
 def test_train_writes_the_two_scorer_files_and_meta(small_lm, wiki_text):
     out, meta = small_lm
-    assert sorted(p.name for p in out.iterdir()) == ["es.arpa.bin", "es.sp.model", "lm_meta.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["es.arpa.bin", "es.sp.model", "lm_meta.json",
+                                                     "normalization.json"]
+    # the normalization the text got, which the scorer will follow
+    recorded = json.loads((out / "normalization.json").read_text())
+    assert recorded["name"] == "cc_net" and recorded["lowercase"] and recorded["strip_accents"]
+    assert meta["normalization"] == {k: v for k, v in recorded.items() if k != "format"}
+    assert "normalization" not in meta["options"]  # cc_net keeps the key of models trained before the option
     assert not list(out.parent.glob(f".{out.name}.train-*")), "staging directory left behind"
     model, sp = _load(out)
     assert model.order == 5
@@ -348,3 +354,25 @@ def test_build_script_is_idempotent_when_binaries_work():
     assert result.returncode == 0, result.stderr
     assert "already work" in result.stderr
     assert (lm_lib.REPO_BIN_DIR / "lmplz").stat().st_mtime_ns == before
+
+
+@pytest.mark.lmplz
+def test_trained_normalization_is_recorded_and_followed(tmp_path, wiki_text):
+    """`--normalization edugp` trains on cased, accented text; the scorer follows normalization.json."""
+    _require_binaries()
+    from sampling.normalize import EDUGP
+    from sampling.scorer import PerplexityScorer
+
+    out = tmp_path / "cased"
+    meta = lm_lib.train_lm(wiki_text, out, max_lines=600, vocab_size=1000, threads=1, progress=False,
+                           normalization="edugp")
+    assert meta["options"]["normalization"] == meta["normalization"] == EDUGP.to_dict()
+    scorer = PerplexityScorer(out, mode="ccnet", strict=True)
+    assert scorer.normalization == EDUGP and scorer.check_normalization().ok  # a cased vocabulary
+    with pytest.raises(ValueError, match="normalization cc_net does not fit this LM"):
+        PerplexityScorer(out, normalization="cc_net")
+    # a model trained before normalization.json existed gets it on the next (skipped) run
+    (out / "normalization.json").unlink()
+    lm_lib.train_lm(wiki_text, out, max_lines=600, vocab_size=1000, threads=1, progress=False,
+                    normalization="edugp")
+    assert PerplexityScorer(out).normalization == EDUGP
