@@ -11,10 +11,16 @@ from bertin_bench.errors import user_errors
 from bertin_bench.executor import EXECUTORS, ExecutorOptions
 from sampling.io import DEFAULT_MAX_CHARS
 from sampling.options import SampleOptions, ScoreOptions
-from sampling.scorer import MODES
+from sampling.scorer import MODES, NORMALIZATIONS
 
 INPUT_HELP = ("Input: a .jsonl/.jsonl.gz/.parquet file, a directory or glob of shards (e.g. the output of "
               "`bench sample score`), or a Hub dataset hf://DATASET[:CONFIG][@SPLIT] (e.g. hf://allenai/c4:es).")
+
+
+NORMALIZATION_OPTION = click.option(
+    "--normalization", type=click.Choice(NORMALIZATIONS), default="auto", show_default=True,
+    help="Text normalization before sentencepiece: cc_net (lowercase, strip accents), edugp (case and accents "
+         "kept), raw (none); auto: the LM's normalization.json, else edugp for hf:// and edugp models, else cc_net.")
 
 
 def _engine_options(f):
@@ -27,6 +33,7 @@ def _engine_options(f):
                           "(default: kenlm_es in the data directory)."),
         click.option("--mode", type=click.Choice(MODES), default=None,
                      help="Scoring mode (default: the boundaries' mode, else `lines`)."),
+        NORMALIZATION_OPTION,
         click.option("--text-key", default="text", show_default=True, help="Field holding the text."),
         click.option("--id-key", default=None,
                      help="Field with a stable document id for the keep hash (default: hash of the text)."),
@@ -64,10 +71,12 @@ def _score_options(out, text_key, id_key, tasks, workers, executor, slurm_partit
     )
 
 
-def _scorer(lm_dir, mode):
+def _scorer(lm_dir, mode, normalization="auto"):
     from sampling.scorer import PerplexityScorer
 
-    return PerplexityScorer(lm_dir, mode=mode or "lines")
+    scorer = PerplexityScorer(lm_dir, mode=mode or "lines", normalization=normalization)
+    scorer.check_normalization()  # once, here: a vocabulary that does not fit is reported before any work
+    return scorer
 
 
 def _print_summary(stats: dict, out: str) -> None:
@@ -107,7 +116,7 @@ def sample():
 @_engine_options
 @click.option("--plot", is_flag=True, help="Also draw OUT/perplexity_hist.png (matplotlib costs ~1 s).")
 @user_errors
-def score(input_, out, lm_dir, mode, **engine):
+def score(input_, out, lm_dir, mode, normalization, **engine):
     """Score every document: OUT/data/NNNNN.jsonl.gz with each input field plus `perplexity`.
 
     Nothing is dropped except bad input (counted by reason in OUT/stats.json). `bench sample run`
@@ -123,7 +132,7 @@ def score(input_, out, lm_dir, mode, **engine):
     from sampling.pipeline import run_score
 
     options = _score_options(out, **engine)
-    stats = run_score(input_, out, scorer=_scorer(lm_dir, mode), options=options)
+    stats = run_score(input_, out, scorer=_scorer(lm_dir, mode, normalization), options=options)
     _print_summary(stats, out)
 
 
@@ -132,13 +141,14 @@ def score(input_, out, lm_dir, mode, **engine):
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Boundaries JSON to write.")
 @click.option("--lm-dir", default=None, help="Directory with es.arpa.bin + es.sp.model (default: data dir kenlm_es).")
 @click.option("--mode", type=click.Choice(MODES), default="lines", show_default=True, help="Scoring mode.")
+@NORMALIZATION_OPTION
 @click.option("--n-docs", default=10_000, show_default=True, type=click.IntRange(1), help="Sample size.")
 @click.option("--reservoir", is_flag=True, help="Uniform reservoir sample over the whole input instead of the first N.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the reservoir sample.")
 @click.option("--text-key", default="text", show_default=True)
 @click.option("--max-chars", default=DEFAULT_MAX_CHARS, show_default=True, type=int)
 @user_errors
-def boundaries(input_, out, lm_dir, mode, n_docs, reservoir, seed, text_key, max_chars):
+def boundaries(input_, out, lm_dir, mode, normalization, n_docs, reservoir, seed, text_key, max_chars):
     """Estimate perplexity quartiles (Q1, median, Q3) and save them with the LM and mode.
 
     \b
@@ -148,10 +158,11 @@ def boundaries(input_, out, lm_dir, mode, n_docs, reservoir, seed, text_key, max
     """
     from sampling.boundaries import estimate_boundaries
 
-    b = estimate_boundaries(input_, scorer=_scorer(lm_dir, mode), n_docs=n_docs, text_key=text_key,
+    b = estimate_boundaries(input_, scorer=_scorer(lm_dir, mode, normalization), n_docs=n_docs, text_key=text_key,
                             reservoir=reservoir, seed=seed, max_chars=max_chars)
     b.save(out)
-    click.echo(f"Q1={b.q1:,.2f}  median={b.q2:,.2f}  Q3={b.q3:,.2f}  on {b.n:,} docs ({b.mode} mode)"
+    click.echo(f"Q1={b.q1:,.2f}  median={b.q2:,.2f}  Q3={b.q3:,.2f}  on {b.n:,} docs ({b.mode} mode) "
+               f"with {b.identity['normalization']['name']} normalization"
                + (f"; skipped {b.skipped}" if b.skipped else "") + f" -> {out}")
 
 
@@ -171,7 +182,7 @@ def boundaries(input_, out, lm_dir, mode, n_docs, reservoir, seed, text_key, max
 @click.option("--width", type=float, default=None, help="Gaussian width (default 9/2).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the keep hash.")
 @user_errors
-def run(input_, out, lm_dir, mode, strategy, boundaries_file, boundary_docs, target_fraction, target_docs,
+def run(input_, out, lm_dir, mode, normalization, strategy, boundaries_file, boundary_docs, target_fraction, target_docs,
         target_tokens, factor, width, seed, **engine):
     """Sample documents by perplexity: OUT/data/NNNNN.jsonl.gz (+ stats.json, perplexity_hist.png).
 
@@ -197,7 +208,7 @@ def run(input_, out, lm_dir, mode, strategy, boundaries_file, boundary_docs, tar
     sample = SampleOptions(strategy=strategy, boundaries=b, target_fraction=target_fraction, target_docs=target_docs,
                            target_tokens=target_tokens, factor=factor, width=width, seed=seed,
                            boundary_docs=boundary_docs)
-    stats = run_sample(input_, out, sample=sample, scorer=_scorer(lm_dir, mode), options=options)
+    stats = run_sample(input_, out, sample=sample, scorer=_scorer(lm_dir, mode, normalization), options=options)
     _print_summary(stats, out)
 
 
@@ -217,6 +228,9 @@ def stats(out):
     from sampling.stats import LOGS, aggregate
     from sampling.strategies import make_strategy
 
+    if not (Path(out) / "run.json").is_file():
+        raise click.ClickException(f"{out} is not the output of `bench sample score` or `bench sample run` "
+                                   "(it has no run.json): pass the --out directory of one")
     config = read_json(Path(out) / "run.json")["config"]
     strat = config.get("strategy")
     strategy = make_strategy(strat.pop("name"), **strat) if strat else None

@@ -20,6 +20,7 @@ not parsed, so 2 tasks really halve the work, and each task gets about the same 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob as _glob
 import heapq
@@ -178,7 +179,14 @@ class FlatReader(BaseReader):
         import orjson
 
         with _open_binary(path) as f:
-            for lineno, raw in enumerate(f, start=1):
+            for lineno, raw in _lines(f, path):
+                if raw is None:  # the file ends mid-stream: count the cut record, keep what came before
+                    if split is None or split.mine(0):  # one task counts it (the next record's owner)
+                        log.warning("%s: truncated_gzip: the file ends at line %d before its gzip end marker; "
+                                    "the records after line %d are lost", path, lineno, lineno - 1)
+                        yield lineno, _Bad("truncated_gzip", f"the file ends before its end-of-stream marker; the "
+                                                             f"records from line {lineno} on are lost", "")
+                    return
                 if split is not None and not split.mine(len(raw)):
                     continue  # another task's line: not even parsed
                 try:
@@ -197,9 +205,13 @@ class FlatReader(BaseReader):
     def _parquet_records(self, path, split):
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(path)
         lineno = 0
-        for batch in pf.iter_batches(batch_size=1024):
+        try:  # pyarrow's errors (ArrowInvalid is a ValueError) do not name the file
+            pf = pq.ParquetFile(path)
+            batches = pf.iter_batches(batch_size=1024)
+        except (OSError, ValueError) as err:
+            raise UnreadableInput(f"{path}: cannot read this parquet file: {err}") from None
+        for batch in _parquet_batches(batches, path):
             for row in batch.to_pylist():
                 lineno += 1
                 text = row.get(self.text_key)
@@ -256,15 +268,53 @@ class _Bad:
     raw: str
 
 
+class UnreadableInput(OSError):
+    """An input file that cannot be decoded (corrupt compressed data, a damaged parquet file); the
+    message names the file and the line reached. A truncated gzip is not this: see ``_lines``."""
+
+
+def _lines(f, path: str) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, raw line) of a binary file; ``(n, None)`` last when the compressed stream
+    stops before its end marker (a truncated download or copy), ``n`` the first line not read in
+    full. Other decode errors raise :class:`UnreadableInput` naming ``path:line``: the stream
+    cannot be read past them, and guessing where the next record starts could invent one."""
+    import zlib
+
+    lineno = 0
+    while True:
+        try:
+            raw = next(f, None)
+        except EOFError:
+            yield lineno + 1, None
+            return
+        except (OSError, zlib.error) as err:  # BadGzipFile (not gzip, CRC), corrupt deflate data
+            raise UnreadableInput(f"{path}:{lineno + 1}: cannot decode the file: {err}") from None
+        if raw is None:
+            return
+        lineno += 1
+        yield lineno, raw
+
+
+def _parquet_batches(batches, path: str):
+    try:
+        yield from batches
+    except (OSError, ValueError) as err:
+        raise UnreadableInput(f"{path}: cannot read this parquet file: {err}") from None
+
+
 def _open_binary(path: str):
     if path.endswith(".gz"):
         import gzip
 
         return gzip.open(path, "rb")
     if path.endswith(".zst"):
+        import io
+
         import zstandard
 
-        return zstandard.open(path, "rb")
+        # zstandard's reader has no readline: buffered, it iterates by line like the others. A
+        # truncated .zst ends early without an error (zstandard does not report it).
+        return io.BufferedReader(zstandard.open(path, "rb"))
     return open(path, "rb")
 
 
@@ -302,6 +352,16 @@ def make_reader(spec: InputSpec, text_key: str = "text", id_key: str | None = No
     if spec.hf_dataset:
         return hf_reader(spec, text_key, id_key, limit)
     return FlatReader(spec, text_key=text_key, id_key=id_key, limit=limit, progress=progress)
+
+
+def no_text_field_message(spec: InputSpec, text_key: str, missing: int) -> str:
+    """The error for an input none of whose records has ``text_key`` (almost surely a wrong
+    ``--text-key``): the fields the first such record does have, so the user sees which to pass."""
+    first = next((d for d in make_reader(spec, text_key=text_key).run() if d.metadata.get(SKIP) == "missing_text"), None)
+    fields = sorted(k for k in first.metadata if not k.startswith("_")) if first is not None else []
+    return (f"{spec.describe()}: no valid document: no record has the text field {text_key!r} ({missing:,} records "
+            f"without it); the records have the fields {', '.join(fields) or '(none)'}: pass --text-key with the "
+            "one holding the text")
 
 
 def flat_record(doc: Document, text_key: str = "text") -> dict:
@@ -396,6 +456,12 @@ class ShardWriter(PipelineStep):
         if exc_type is None:
             for partial in opened:
                 self.output_folder.mv(partial, partial[1:].removesuffix(".partial"))
+            return
+        # A task that failed (bad input under --strict, an unreadable file) leaves no partial shard
+        # behind; a killed one cannot clean up, and its rerun truncates the file.
+        for partial in opened:
+            with contextlib.suppress(FileNotFoundError):
+                self.output_folder.rm(partial)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         with self:

@@ -22,10 +22,17 @@ the number of tasks or workers, not whether the run was killed and resumed. The 
 Resume: a task's shard is renamed into place when its stream ends and datatrove then writes its
 completion marker; rerunning the same command skips completed tasks and reruns the others from
 scratch, truncating any ``.partial`` shard a killed task left behind.
+
+One run per output directory: ``run_score`` and ``run_sample`` hold ``OUT/.bench.lock``
+(``bertin_bench.locks``) from before they write anything until they return, so a second run into
+the same directory is refused naming the first, and never shares its ``.partial`` files. The
+lock frees itself when its holder dies, and the local executor's processes die with the command
+(``sampling/executors.py``), so the rerun after a kill starts at once. See docs/guarantees.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -36,10 +43,12 @@ from tqdm import tqdm
 
 from bertin_bench import markers
 from bertin_bench.io import read_json, write_json_atomic
+from bertin_bench.locks import OutputLocked, output_lock
 from bertin_bench.provenance import environment
 from sampling.executors import make_executor
 from sampling.io import (
-    DATA_SUBDIR, DEFAULT_MAX_CHARS, SCORER_MANIFEST, InputSpec, ShardWriter, make_reader, parse_input, stored_perplexity_ok,
+    DATA_SUBDIR, DEFAULT_MAX_CHARS, SCORER_MANIFEST, InputSpec, ShardWriter, make_reader, no_text_field_message, parse_input,
+    stored_perplexity_ok,
 )
 from sampling.options import SampleError, SampleOptions, ScoreOptions
 from sampling.stats import LOGS, TASK_STATS, aggregate
@@ -67,14 +76,15 @@ def build_pipeline(spec: InputSpec, out_dir: Path, options: ScoreOptions, *, sco
     ]
 
 
-def _check_run_config(out_dir: Path, config: dict, provenance: dict) -> None:
+def _check_run_config(out_dir: Path, config: dict, provenance: dict, rejects: bool) -> None:
     """Refuse to resume into an output directory made by another configuration (mixed shards).
 
     run.json records the configuration and its key hash (``bertin_bench.markers``): the same
     configuration resumes -- datatrove skips the completed tasks -- and another one is refused."""
     path = out_dir / "run.json"
     if not path.exists():
-        write_json_atomic(path, {"config": config, "key_hash": markers.key_hash(config), "created": provenance})
+        write_json_atomic(path, {"config": config, "key_hash": markers.key_hash(config), "created": provenance,
+                                 "rejects": rejects})
         return
     record = read_json(path)
     if markers.matches(record, config) or ("key_hash" not in record and record.get("config") == config):
@@ -85,6 +95,17 @@ def _check_run_config(out_dir: Path, config: dict, provenance: dict) -> None:
         f"{out_dir} already holds a run with another configuration (differs in: {', '.join(changed) or 'its key'}); "
         "use a new --out, or delete it to start over"
     )
+
+
+@contextlib.contextmanager
+def _one_run(out_dir, command: str):
+    """Hold the output lock of ``out_dir`` for the block; another live run there is a SampleError
+    (one line naming its pid, host and command)."""
+    try:
+        with output_lock(out_dir, f"bench sample {command}"):
+            yield
+    except OutputLocked as err:
+        raise SampleError(str(err)) from None
 
 
 def _logging_dir(out_dir: Path, options: ScoreOptions) -> str:
@@ -115,7 +136,7 @@ def _execute(input, out_dir, options: ScoreOptions, *, scorer, strategy, boundar
     config = json.loads(json.dumps(config, default=str))  # as it reads back from run.json
     logging_dir = _logging_dir(out_dir, options)
     provenance = environment()  # once: reading package metadata costs ~0.1 s
-    _check_run_config(out_dir, config, provenance)
+    _check_run_config(out_dir, config, provenance, options.rejects)
     write_json_atomic(out_dir / SCORER_MANIFEST, {**identity, "paths": scorer.describe()})
     pipeline = build_pipeline(spec, out_dir, options, scorer=scorer, strategy=strategy, boundaries=boundaries,
                               seed=seed, reuse=reuse)
@@ -123,17 +144,57 @@ def _execute(input, out_dir, options: ScoreOptions, *, scorer, strategy, boundar
     done = exe.world_size - len(exe.get_incomplete_ranks())
     if done:
         log.warning("%s: resuming, %d of %d tasks already complete", out_dir, done, exe.world_size)
-    exe.run()
-    return aggregate(out_dir, executor=exe, config=config, strategy=strategy, boundaries=boundaries,
-                     scorer=scorer, reused_scores=reuse, plot=plot, provenance=provenance)
+        _warn_rejects_not_written(out_dir, options, done, exe.world_size)
+    try:
+        exe.run()
+    except BaseException:
+        _drop_partials(out_dir, options)
+        raise
+    stats = aggregate(out_dir, executor=exe, config=config, strategy=strategy, boundaries=boundaries,
+                      scorer=scorer, reused_scores=reuse, plot=plot, provenance=provenance)
+    _check_text_key(spec, options, stats)
+    return stats
+
+
+def _drop_partials(out_dir: Path, options: ScoreOptions) -> None:
+    """After a local run failed: datatrove's pool has terminated the other tasks, which could not
+    remove their ``.partial`` shards; nothing else writes here (we hold the lock), so remove them.
+    Not for Slurm or Ray, whose tasks may still be running elsewhere (each failing task removes its
+    own, ``ShardWriter``)."""
+    if options.executor.kind != "local":
+        return
+    for sub in (DATA_SUBDIR, "rejects"):
+        for partial in (out_dir / sub).glob(".*.partial"):
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+
+
+def _warn_rejects_not_written(out_dir: Path, options: ScoreOptions, done: int, tasks: int) -> None:
+    """--rejects is not part of the run's configuration (it changes no kept document), so a rerun
+    with it resumes the run; but the tasks already complete do not run again and wrote no rejects.
+    Say so rather than ignore the flag. ``run.json["rejects"]`` records whether the first run had it."""
+    if options.rejects and not read_json(out_dir / "run.json").get("rejects"):
+        log.warning("%s: --rejects: %d of %d tasks were already complete from a run without --rejects and are not "
+                    "rerun, so their skipped records are not in %s; run again into a new --out with --rejects to "
+                    "get every reject", out_dir, done, tasks, out_dir / "rejects")
+
+
+def _check_text_key(spec: InputSpec, options: ScoreOptions, stats: dict) -> None:
+    """No valid document because no record has the text field: almost surely a wrong --text-key.
+    Name the fields the records do have rather than exit 0 with an empty output."""
+    if stats.get("status") != "complete" or stats["seen"] or not stats["skipped"].get("missing_text"):
+        return
+    raise SampleError(no_text_field_message(spec, options.text_key, stats["skipped"]["missing_text"]))
 
 
 def run_score(input, out_dir, *, scorer, options: ScoreOptions | None = None) -> dict:
     """Score every document of ``input`` into ``out_dir/data`` shards (nothing dropped but bad input);
     returns the stats (also in ``out_dir/stats.json``; the histogram PNG only with ``options.plot``)."""
     options = options or ScoreOptions()
-    return _execute(input, out_dir, options, scorer=scorer, strategy=None, boundaries=None, seed=0, reuse=False,
-                    extra_config={"command": "score"}, plot=options.plot)
+    input = parse_input(input)  # a missing input is refused before out_dir is created
+    with _one_run(out_dir, "score"):
+        return _execute(input, out_dir, options, scorer=scorer, strategy=None, boundaries=None, seed=0, reuse=False,
+                        extra_config={"command": "score"}, plot=options.plot)
 
 
 def run_sample(input, out_dir, *, sample: SampleOptions, scorer=None, options: ScoreOptions | None = None) -> dict:
@@ -147,12 +208,17 @@ def run_sample(input, out_dir, *, sample: SampleOptions, scorer=None, options: S
     calibrated on the sample's word-weighted perplexities so the expected kept fraction of the
     input's words hits it. ``scorer`` None: the default ``PerplexityScorer()``.
     """
+    input = parse_input(input)  # a missing input is refused before out_dir is created
+    with _one_run(out_dir, "run"):  # from the start: the boundaries below are written into out_dir too
+        return _sample(input, out_dir, sample, scorer, options or ScoreOptions())
+
+
+def _sample(input, out_dir, sample: SampleOptions, scorer, options: ScoreOptions) -> dict:
     # Here rather than at the top: they need numpy, which `bench sample score` does without (start-up).
     from sampling.boundaries import Boundaries, estimate_boundaries
     from sampling.scorer import PerplexityScorer
     from sampling.strategies import RandomStrategy, calibrate_factor, expected_fraction, make_strategy
 
-    options = options or ScoreOptions()
     scorer = scorer or PerplexityScorer()
     if sample.target_tokens is not None and options.limit is not None:
         raise SampleError("--target-tokens counts the words of the whole input and cannot be combined with --limit")

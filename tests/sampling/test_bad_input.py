@@ -3,6 +3,7 @@ file:line) or, with strict, an error naming file and line. Never a silent wrong 
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pytest
@@ -98,3 +99,48 @@ def test_missing_lm_and_foreign_boundaries(messy, kenlm_dir, ccnet_scorer, lines
     res = CliRunner().invoke(main, ["sample", "run", "-i", str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "s2"),
                                     "--lm-dir", str(kenlm_dir)])
     assert res.exit_code == 1 and "missing.jsonl does not exist" in res.output
+
+
+@pytest.fixture(scope="module")
+def truncated_gz(web_sample, tmp_path_factory):
+    """The first 400 real records, gzipped and cut in the middle; returns (path, complete lines)."""
+    raw = gzip.compress(b"".join(read_lines(web_sample, 400)))
+    path = tmp_path_factory.mktemp("cut") / "cut.jsonl.gz"
+    path.write_bytes(raw[: len(raw) // 2])
+    complete = 0
+    with pytest.raises(EOFError), gzip.open(path, "rb") as f:
+        for _ in f:
+            complete += 1
+    return path, complete
+
+
+@pytest.mark.parametrize("tasks", [1, 2])
+def test_truncated_gzip_is_one_counted_skip_and_the_records_before_it_are_kept(truncated_gz, lines_scorer, tmp_path,
+                                                                              tasks):
+    path, complete = truncated_gz
+    stats = score(path, tmp_path / "o", scorer=lines_scorer, rejects=True, tasks=tasks)
+    assert stats["skipped"] == {"truncated_gzip": 1}  # counted once, whatever the number of tasks
+    assert stats["seen"] == complete and len(read_shards(tmp_path / "o")) == complete
+    (reject,) = read_shards(tmp_path / "o", "rejects")
+    assert reject["where"] == f"{path}:{complete + 1}" and "lost" in reject["detail"]
+
+
+def test_truncated_gzip_under_strict_names_file_and_line_and_leaves_no_partial(truncated_gz, lines_scorer, tmp_path):
+    path, complete = truncated_gz
+    with pytest.raises(SampleError, match=rf"{path}:{complete + 1}: truncated_gzip"):
+        score(path, tmp_path / "o", scorer=lines_scorer, strict=True)
+    assert not list((tmp_path / "o").rglob("*.partial"))
+    b = estimate_boundaries(path, scorer=lines_scorer, n_docs=10_000, progress=False)  # the CLI: tests/faults
+    assert b.n == complete and b.skipped == {"truncated_gzip": 1}
+
+
+def test_corrupt_gzip_is_an_error_naming_file_and_line(web_sample, lines_scorer, kenlm_dir, tmp_path):
+    raw = bytearray(gzip.compress(b"".join(read_lines(web_sample, 400))))
+    raw[len(raw) // 2: len(raw) // 2 + 64] = bytes(64)  # damaged in the middle: the CRC check fails at the end
+    path = tmp_path / "damaged.jsonl.gz"
+    path.write_bytes(bytes(raw))
+    res = CliRunner().invoke(main, ["sample", "score", "-i", str(path), "-o", str(tmp_path / "o"),
+                                    "--lm-dir", str(kenlm_dir)])
+    assert res.exit_code == 1
+    assert f"{path}:" in res.output and "cannot decode the file" in res.output and "Traceback" not in res.output
+    assert not list((tmp_path / "o").rglob("*.partial"))

@@ -145,3 +145,43 @@ def test_strict_error_surfaces_from_worker_processes(web_slice, ccnet_scorer, tm
     with pytest.raises(SampleError, match=rf"{bad}:31: missing_text"):
         score(bad, tmp_path / "o", scorer=ccnet_scorer, tasks=2, workers=2, strict=True)
     assert not (tmp_path / "o" / "stats.json").exists()
+
+
+def test_stats_on_a_directory_that_is_not_a_run(tmp_path):
+    (tmp_path / "somedir").mkdir()
+    res = CliRunner().invoke(main, ["sample", "stats", str(tmp_path / "somedir")])
+    assert res.exit_code == 1 and res.exception.__class__ is SystemExit
+    assert f"{tmp_path / 'somedir'} is not the output of `bench sample score` or `bench sample run`" in res.output
+    assert not (tmp_path / "somedir" / ".bench.lock").exists()  # nothing written into it
+
+
+def test_rejects_on_a_rerun_of_a_finished_run_says_they_were_not_written(web_slice, kenlm_dir, tmp_path, caplog):
+    path = tmp_path / "with_bad.jsonl"
+    path.write_bytes(web_slice(30).read_bytes() + b'{"text": "roto\n')
+    args = ["sample", "score", "-i", str(path), "-o", str(tmp_path / "o"), "--lm-dir", str(kenlm_dir)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    with caplog.at_level("WARNING"):
+        res = CliRunner().invoke(main, [*args, "--rejects"])
+    assert res.exit_code == 0
+    assert "--rejects: 1 of 1 tasks were already complete from a run without --rejects" in caplog.text
+    assert not (tmp_path / "o" / "rejects").exists()
+    caplog.clear()  # a run that had --rejects from the start: no warning on its rerun
+    first = CliRunner().invoke(main, ["sample", "score", "-i", str(path), "-o", str(tmp_path / "r"), "--lm-dir",
+                                      str(kenlm_dir), "--rejects"])
+    assert first.exit_code == 0 and len(read_shards(tmp_path / "r", "rejects")) == 1
+    with caplog.at_level("WARNING"):
+        CliRunner().invoke(main, ["sample", "score", "-i", str(path), "-o", str(tmp_path / "r"), "--lm-dir",
+                                  str(kenlm_dir), "--rejects"])
+    assert "--rejects" not in caplog.text
+
+
+def test_an_input_without_the_text_field_names_its_fields(web_slice, lines_scorer, tmp_path):
+    from sampling.options import SampleError
+
+    records = [json.loads(line) for line in web_slice(20).read_text(encoding="utf-8").splitlines()]
+    path = tmp_path / "body.jsonl"
+    path.write_text("".join(json.dumps({"body": r.pop("text"), **r}) + "\n" for r in records), encoding="utf-8")
+    with pytest.raises(SampleError, match=r"no record has the text field 'text' \(20 records without it\); the "
+                                          r"records have the fields body, source, timestamp, url: pass --text-key"):
+        score(path, tmp_path / "o", scorer=lines_scorer)
+    assert score(path, tmp_path / "ok", scorer=lines_scorer, text_key="body")["seen"] == 20

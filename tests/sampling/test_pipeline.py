@@ -192,3 +192,61 @@ def test_random_target_needs_no_boundaries(web_slice, ccnet_scorer, tmp_path):
     assert stats["strategy"] == {"name": "random", "factor": 0.5}
     assert not (tmp_path / "o" / "boundaries.json").exists() and stats["by_quartile"] == {}
     assert 0.38 < stats["kept_fraction"] < 0.62  # 200 documents, p = 0.5
+
+
+def test_a_second_run_into_a_locked_output_is_refused_naming_the_holder(web_slice, ccnet_scorer, tmp_path):
+    """While a run holds OUT (here: this test holds its lock, as a live run would), score and run
+    refuse at once, before writing anything, with a message naming the holder."""
+    from bertin_bench.locks import output_lock
+
+    out = tmp_path / "busy"
+    with output_lock(out, "bench sample run (the first)"):
+        for call in (lambda: sample(web_slice(50), out, strategy="random", factor=0.5, scorer=ccnet_scorer),
+                     lambda: score(web_slice(50), out, scorer=ccnet_scorer)):
+            with pytest.raises(SampleError, match=rf"{out} is in use by pid {os.getpid()} .*bench sample run \(the first\)"):
+                call()
+        assert sorted(p.name for p in out.iterdir()) == [".bench.lock", ".bench.lock.holder"]
+    assert score(web_slice(50), out, scorer=ccnet_scorer)["seen"] == 50  # free once the holder is done
+
+
+def _record_pdeathsig(data, rank: int = 0, world_size: int = 1):
+    """A pipeline step: write the signal this task's process gets when its parent dies (0: none)."""
+    import ctypes
+
+    value = ctypes.c_int(0)
+    ctypes.CDLL(None).prctl(2, ctypes.byref(value), 0, 0, 0)  # PR_GET_PDEATHSIG
+    Path(os.environ["PDEATHSIG_DIR"], f"{rank}.txt").write_text(f"{os.getpid()} {value.value}")
+    return data or []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_local_pool_workers_die_with_the_command(tmp_path, monkeypatch):
+    """Each task of a multi-worker local run runs in a process the kernel kills with its parent;
+    a single-worker run (tasks in the command itself) asks nothing of the command's own process."""
+    import multiprocess
+
+    from bertin_bench.executor import ExecutorOptions
+    from sampling.executors import make_executor
+
+    monkeypatch.setenv("PDEATHSIG_DIR", str(tmp_path))
+    before = multiprocess.Manager
+    make_executor([_record_pdeathsig], ExecutorOptions(tasks=2, workers=2), str(tmp_path / "logs2")).run()
+    assert multiprocess.Manager is before  # datatrove's manager factory is restored after the run
+    got = [(tmp_path / f"{r}.txt").read_text().split() for r in range(2)]
+    assert all(int(pid) != os.getpid() and int(sig) == signal.SIGKILL for pid, sig in got)
+    make_executor([_record_pdeathsig], ExecutorOptions(tasks=1, workers=1), str(tmp_path / "logs1")).run()
+    pid, sig = (tmp_path / "0.txt").read_text().split()
+    assert int(pid) == os.getpid() and int(sig) == 0
+
+
+def test_die_with_main_exits_when_the_run_is_already_gone():
+    from sampling.executors import die_with_main
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs: the "main process" died before the worker asked
+    for main_pid, code in ((None, 0), (dead.pid, 1)):
+        child = os.fork()
+        if child == 0:
+            die_with_main(os.getppid() if main_pid is None else main_pid)
+            os._exit(0)
+        assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == code
