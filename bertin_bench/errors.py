@@ -14,7 +14,10 @@ import logging
 
 import click
 
-EXPECTED = (KeyError, ValueError, FileNotFoundError, FileExistsError, OSError, EOFError)
+from bertin_bench.locks import OutputLocked
+
+# OutputLocked: another live run holds the output directory (its message names the holder).
+EXPECTED = (KeyError, ValueError, FileNotFoundError, FileExistsError, OSError, EOFError, OutputLocked)
 
 log = logging.getLogger("bench")
 

@@ -28,7 +28,8 @@ from tqdm import tqdm
 from bertin_bench.io import read_json, write_json_atomic
 from bertin_bench.provenance import environment
 from sampling.io import (
-    DEFAULT_MAX_CHARS, SKIP, InputSpec, make_reader, parse_input, stored_perplexity_ok, text_skip_reason,
+    DEFAULT_MAX_CHARS, SKIP, InputSpec, make_reader, no_text_field_message, parse_input, stored_perplexity_ok,
+    text_skip_reason,
 )
 from sampling.scorer import identity_diffs, upgrade_identity
 
@@ -178,6 +179,8 @@ def estimate_boundaries(
             if len(sample) >= n_docs:
                 break
     if not sample:
+        if set(skipped) == {"missing_text"}:  # almost surely a wrong --text-key: say which fields there are
+            raise ValueError(no_text_field_message(spec, text_key, skipped["missing_text"]))
         raise ValueError(f"{spec.describe()}: no valid document to estimate boundaries on (skipped: {skipped})")
 
     pps = np.empty(len(sample))

@@ -72,16 +72,19 @@ class InputSpec:
 
 def stored_perplexity_ok(spec: InputSpec, identity: dict) -> bool:
     """Whether ``perplexity`` fields in the input may be reused: only when the input is the output
-    of ``bench sample score``/``run`` and its scorer.json names the same LM, sp model and mode.
-    The one rule for trusting stored scores, used by the pipeline and by the boundaries."""
+    of ``bench sample score``/``run`` and its scorer.json names the same LM, sp model, mode and
+    normalization. The one rule for trusting stored scores, used by the pipeline and by the
+    boundaries."""
+    from sampling.scorer import identity_diffs
+
     if not spec.source_dir:
         return False
     manifest = Path(spec.source_dir) / SCORER_MANIFEST
-    stored = read_json(manifest)
-    same = all(stored.get(k) == identity.get(k) for k in ("lm_hash", "sp_hash", "mode"))
-    if not same:
-        log.warning("%s: scored with another LM/mode than the current scorer; re-scoring", manifest)
-    return same
+    diffs = identity_diffs(read_json(manifest), identity)
+    if diffs:
+        log.warning("%s: scored with another LM/mode/normalization than the current scorer (%s); re-scoring",
+                    manifest, "; ".join(diffs))
+    return not diffs
 
 
 _HF_RE = re.compile(r"^hf://(?P<ds>[^:@]+)(?::(?P<cfg>[^@]+))?(?:@(?P<split>.+))?$")

@@ -122,6 +122,7 @@ def _execute(input, out_dir, options: ScoreOptions, *, scorer, strategy, boundar
              plot) -> dict:
     out_dir = Path(out_dir)
     spec = parse_input(input)
+    scorer.check_normalization()  # a vocabulary that does not fit the normalization: told before any work
     identity = scorer.identity()
     if boundaries is not None:
         boundaries.check(identity)

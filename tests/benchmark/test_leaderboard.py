@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark import leaderboard, results
+from benchmark import leaderboard, results, schema_doc
 from benchmark.leaderboard import build_leaderboard
 from benchmark.models import MODELS
 from benchmark.reported import REPORTED, TEST, VALIDATION
@@ -150,7 +150,7 @@ def test_published_leaderboard_is_up_to_date(board):
 
 
 def test_schema_doc_has_the_data_dictionary():
-    doc = results.schema_markdown()
+    doc = schema_doc.schema_markdown()
     for name in leaderboard.COLUMN_NAMES:
         assert f"| `{name}` |" in doc
 

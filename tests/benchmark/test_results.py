@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from benchmark import results
+from benchmark import results, schema_doc
 from benchmark.tasks import get_task
 
 ROOT = Path(__file__).parents[2]
@@ -103,8 +103,8 @@ def test_setting_key_and_slug():
 
 
 def test_committed_schema_document_is_the_generated_one():
-    committed = results.SCHEMA_DOC.read_text(encoding="utf-8")
-    assert committed == results.schema_markdown(), "benchmark/RESULTS_SCHEMA.md is stale: run python -m benchmark.results"
+    committed = schema_doc.SCHEMA_DOC.read_text(encoding="utf-8")
+    assert committed == schema_doc.schema_markdown(), "benchmark/RESULTS_SCHEMA.md is stale: run python -m benchmark.schema_doc"
     # Every declared field has a row: the document cannot skip one.
     for key, _, _ in results._rows(results.FinetuneResult):
         assert f"| `{key}` |" in committed

@@ -255,8 +255,6 @@ def test_cli_normalization_option_is_recorded_and_checked(kenlm_dir, web_slice, 
     assert json.loads((tmp_path / "s" / "scorer.json").read_text())["normalization"]["name"] == "edugp"
 
 
-@pytest.mark.xfail(strict=True, reason="needs sampling.io.stored_perplexity_ok to compare with "
-                                       "sampling.scorer.identity_diffs (normalization included)")
 def test_scored_shards_from_another_normalization_are_not_reused(kenlm_dir, web_slice, tmp_path):
     from sampling.io import parse_input, stored_perplexity_ok
     from sampling.options import ScoreOptions
