@@ -11,13 +11,17 @@ from bertin_bench.errors import user_errors
 @click.argument("config")
 @click.argument("overrides", nargs=-1)
 @click.option("--dry-run", is_flag=True, help="Print the plan (stages, token budgets, steps) and exit.")
+@click.option("--publish", is_flag=True,
+              help="Write the results to the published folder (results/studies/NAME) instead of the work dir.")
 @user_errors
-def study(config: str, overrides: tuple[str, ...], dry_run: bool) -> None:
+def study(config: str, overrides: tuple[str, ...], dry_run: bool, publish: bool) -> None:
     """Run a sampling-strategy study: sample, pre-train at equal token budgets, benchmark.
 
     CONFIG is a preset name (demo, small, base: configs/study/NAME.yaml) or a YAML path;
     OVERRIDES are dotted ``section.key=value`` pairs. Every stage is skipped when its output
-    exists and matches the config, so re-running resumes.
+    exists and matches the config, so re-running resumes. Results go to the work dir
+    (runs/study-NAME/results) and are compared with the published ones; --publish writes them to
+    results/studies/NAME instead.
 
     \b
     Examples:
@@ -26,11 +30,16 @@ def study(config: str, overrides: tuple[str, ...], dry_run: bool) -> None:
       bench study base --dry-run            # BERTIN's setup on mC4-es: the plan only
       bench study demo benchmark.seeds=2 sampling.strategies=[random,gaussian]
     """
+    import dataclasses
+
     from study.config import load_study
     from study.plan import plan
+    from study.reproduce import compare_with_published
     from study.run import Study
 
     cfg = load_study(config, overrides)
+    if publish:
+        cfg = dataclasses.replace(cfg, results_dir=cfg.publish_dir)
     runner = Study(cfg)
     if dry_run:
         click.echo("\n".join(plan(runner)))
@@ -45,3 +54,5 @@ def study(config: str, overrides: tuple[str, ...], dry_run: bool) -> None:
     click.echo(f"results: {lay.results}")
     for name, path in report["figures"].items():
         click.echo(f"  figure ({name}): {path}")
+    for line in compare_with_published(lay.results, cfg.published):
+        click.echo(line)

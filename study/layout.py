@@ -56,14 +56,21 @@ class Layout:
     def tokenizer_dir(self) -> Path:
         return self.work / "tokenizer"
 
-    def model_stage_dir(self, arm: str) -> Path:  # the pre-training stage of one arm
-        return self.work / "models" / arm
+    def model_stage_dir(self, arm: str, seed: int) -> Path:  # the pre-training of one (arm, seed)
+        return self.work / "models" / arm / f"s{seed}"
 
-    def run_dir(self, arm: str) -> Path:  # checkpoints, metrics.jsonl
-        return self.model_stage_dir(arm) / "run"
+    def run_dir(self, arm: str, seed: int) -> Path:  # checkpoints, metrics.jsonl
+        return self.model_stage_dir(arm, seed) / "run"
 
-    def model_dir(self, arm: str) -> Path:  # the Hugging Face export the benchmark fine-tunes
-        return self.model_stage_dir(arm) / "hf"
+    def model_dir(self, arm: str, seed: int) -> Path:  # the Hugging Face export the benchmark fine-tunes
+        return self.model_stage_dir(arm, seed) / "hf"
+
+    @property
+    def eval_docs_file(self) -> Path:  # the documents of the per-domain evaluation, in order
+        return self.work / "eval" / "documents.jsonl.gz"
+
+    def eval_dir(self, arm: str, seed: int) -> Path:  # per-document MLM statistics of one model
+        return self.work / "eval" / arm / f"s{seed}"
 
     @property
     def jax_cache(self) -> Path:
@@ -85,6 +92,18 @@ class Layout:
     @property
     def comparison_png(self) -> Path:
         return self.comparison_dir / "compare.png"
+
+    @property
+    def heldout_by_source_csv(self) -> Path:
+        return self.results / "heldout_by_source.csv"
+
+    @property
+    def domains_csv(self) -> Path:  # Multi-Bootstrap deltas of the per-domain losses
+        return self.results / "comparison" / "domains.csv"
+
+    @property
+    def evidence_md(self) -> Path:  # the study's findings: every test of the study, one Holm family
+        return self.results / "evidence.md"
 
     def figure(self, name: str) -> Path:
         return self.results / "figures" / f"{name}.png"

@@ -84,3 +84,35 @@ def loss_curves(run_dirs: dict[str, Path], out: Path) -> Path | None:
     ax.set_xlabel("step (equal tokens per step for every arm)")
     ax.set_ylabel("MLM cross-entropy (nats)")
     return plotting.finish(fig, ax, "Pre-training loss by sampling strategy", out)
+
+
+def forest_domains(domains, out: Path, *, reference: str, floor: str | None) -> Path | None:
+    """Δ held-out MLM loss vs the reference per domain, 95% Multi-Bootstrap CIs; the floor hollow."""
+    rows = [{"label": f"{r['source']} ({r['documents']})", "series": r["arm"], "delta": r["delta"],
+             "low": r["ci_low"], "high": r["ci_high"], "hollow": r["arm"] == floor}
+            for _, r in domains.iterrows() if r["arm"] != reference and r["arm"] != floor]
+    if not rows:
+        return None
+    return plotting.forest(rows, out, title=f"Held-out MLM loss by domain: Δ vs {reference} (95% CI)",
+                           xlabel=f"nats per predicted token, arm − {reference} (< 0: lower loss than {reference})")
+
+
+def loss_by_domain(table, out: Path) -> Path | None:
+    """Mean held-out MLM loss per domain and arm, error bars = std over pre-training seeds."""
+    if table is None or table.empty:
+        return None
+    plt = plotting.pyplot()
+    sources = sorted(table["source"].unique())
+    arms = list(dict.fromkeys(table["arm"]))
+    fig, ax = plt.subplots(figsize=(max(7, 1.1 * len(sources)), 4.5), dpi=110)
+    width = 0.8 / max(1, len(arms))
+    x = np.arange(len(sources))
+    for i, arm in enumerate(arms):
+        sub = table[table["arm"] == arm].groupby("source")["loss"]
+        means = sub.mean().reindex(sources)
+        sds = sub.std(ddof=1).reindex(sources).fillna(0.0)
+        ax.bar(x + i * width - 0.4 + width / 2, means, width, yerr=sds, capsize=2, label=arm)
+    ax.set_xticks(x, sources, rotation=20, ha="right")
+    ax.set_ylabel("MLM loss (nats per predicted token)")
+    return plotting.finish(fig, ax, "Held-out MLM loss by domain (mean ± std over pre-training seeds)", out,
+                           grid_axis="y")

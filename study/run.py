@@ -1,5 +1,6 @@
 """The study's stages, in order: split -> score -> boundaries -> sample -> tokenizer -> pre-train
--> benchmark -> report.
+(every arm x pre-training seed, and the never-pre-trained floor) -> per-domain evaluation ->
+benchmark -> report.
 
 For each sampling strategy (and optionally the unsampled corpus as a control) the study
 
@@ -23,6 +24,7 @@ import contextlib
 import dataclasses
 import gzip
 import itertools
+import json
 import logging
 import shutil
 import time
@@ -31,8 +33,9 @@ from pathlib import Path
 import click
 
 from bertin_bench import markers, paths
-from bertin_bench.io import atomic_path, write_json_atomic
-from study.config import CONTROL, StudyConfig
+from bertin_bench.io import atomic_path
+from bertin_bench.locks import output_lock
+from study.config import CONTROL, FLOOR, StudyConfig
 from study.layout import MARK, Layout
 
 log = logging.getLogger("bench.study")
@@ -89,7 +92,10 @@ class Study:
 
     def corpus_key(self) -> dict:
         c = self.cfg.corpus
-        return {"input": c.input, "text_key": c.text_key, "limit": c.limit, "heldout_docs": c.heldout_docs}
+        key = {"input": c.input, "text_key": c.text_key, "limit": c.limit, "heldout_docs": c.heldout_docs}
+        if c.heldout_per_source:  # (absent otherwise, so older keys stay valid)
+            key.update(heldout_per_source=c.heldout_per_source, source_key=c.source_key)
+        return key
 
     def score_key(self) -> dict:
         return {"corpus": self.corpus_key(), "lm": dataclasses.asdict(self.cfg.lm)}
@@ -106,12 +112,22 @@ class Study:
         t = self.cfg.tokenizer
         if t.path:
             return {"path": t.path}
-        return {"train_on": [self.sample_key(a) for a in self.cfg.arms], "vocab_size": t.vocab_size}
+        return {"train_on": [self.sample_key(a) for a in self.cfg.sampled_arms], "vocab_size": t.vocab_size}
 
-    def pretrain_key(self, arm: str) -> dict:
+    def pretrain_key(self, arm: str, seed: int) -> dict:
         p = self.cfg.pretraining
-        return {"sample": self.sample_key(arm), "tokenizer": self.tokenizer_key(), "preset": p.preset,
-                "overrides": list(p.overrides), "train_tokens": p.train_tokens}
+        common = {"tokenizer": self.tokenizer_key(), "preset": p.preset, "overrides": list(p.overrides), "seed": seed}
+        if arm == FLOOR:
+            return {"untrained": True, **common}
+        return {"sample": self.sample_key(arm), "heldout": self.corpus_key(), "train_tokens": p.train_tokens, **common}
+
+    def eval_key(self, arm: str, seed: int) -> dict:
+        return {"model": self.pretrain_key(arm, seed), "documents": self.eval_docs_key(),
+                "evaluation": dataclasses.asdict(self.cfg.evaluation)}
+
+    def eval_docs_key(self) -> dict:
+        e = self.cfg.evaluation
+        return {"heldout": self.corpus_key(), "wiki": e.wiki, "wiki_docs": e.wiki_docs}
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -164,22 +180,30 @@ class Study:
         fresh(out)
         source = Path(self.source_input())
         if not source.is_file() or not source.name.endswith((".jsonl", ".jsonl.gz")):
-            raise ValueError(f"corpus.heldout_docs / corpus.limit need a single local .jsonl(.gz) input, got "
-                             f"{c.input} (set corpus.heldout_docs: 0 and corpus.limit: null for other inputs)")
+            raise ValueError(f"corpus.heldout_docs / heldout_per_source / limit need a single local .jsonl(.gz) "
+                             f"input, got {c.input} (set them to 0 / null for other inputs)")
         opener = gzip.open if source.name.endswith(".gz") else open
-        counts = {}
-        with opener(source, "rb") as src:
-            for name, path, n in (("heldout", self.layout.heldout_file, c.heldout_docs),
-                                  ("corpus", self.layout.corpus_file, c.limit)):
-                with atomic_path(path) as tmp, gzip.open(tmp, "wb", compresslevel=3) as dst:
-                    counts[name] = 0
-                    for line in itertools.islice(src, n):
-                        dst.write(line)
-                        counts[name] += 1
-        if c.heldout_docs and counts["heldout"] < c.heldout_docs:
+        with opener(source, "rb") as src, \
+                atomic_path(self.layout.heldout_file) as held_tmp, atomic_path(self.layout.corpus_file) as rest_tmp, \
+                gzip.open(held_tmp, "wb", compresslevel=3) as held, gzip.open(rest_tmp, "wb", compresslevel=3) as rest:
+            if c.heldout_per_source:
+                counts = _split_by_source(src, held, rest, per_source=c.heldout_per_source, limit=c.limit,
+                                          source_key=c.source_key, where=source)
+            else:
+                counts = {"heldout": _copy(itertools.islice(src, c.heldout_docs), held)}
+                counts["corpus"] = _copy(itertools.islice(src, c.limit), rest)
+        if c.heldout_docs and not c.heldout_per_source and counts["heldout"] < c.heldout_docs:
             raise ValueError(f"{source} has only {counts['heldout']} records for corpus.heldout_docs={c.heldout_docs}")
         markers.mark_done(out, key, {"records": counts, "source": str(source)}, name=MARK)
         return out
+
+    def heldout_docs(self) -> int:
+        """How many documents the held-out file holds (every arm's common evaluation text). Before
+        the split exists (a --dry-run) the configured count, a lower bound with heldout_per_source."""
+        c = self.cfg.corpus
+        if markers.is_done(self.layout.corpus_dir, self.corpus_key(), MARK):
+            return markers.summary(self.layout.corpus_dir, MARK)["records"]["heldout"]
+        return c.heldout_per_source or c.heldout_docs
 
     # -- 1. score once, then boundaries -------------------------------------------------------
 
@@ -191,7 +215,7 @@ class Study:
         out, key = self.layout.scored_dir, self.score_key()
         if not markers.is_done(out, key, MARK):
             fresh(out)
-            self.echo(f"[1/4] score {self.cfg.corpus.input} with {self.cfg.lm.model_dir} ({self.cfg.lm.mode})")
+            self.echo(f"[1/5] score {self.cfg.corpus.input} with {self.cfg.lm.model_dir} ({self.cfg.lm.mode})")
             stats = run_score(self.corpus_input(), out, scorer=self.scorer(), options=self.pipeline_options())
             markers.mark_done(out, key, {k: stats.get(k) for k in ("records", "seen", "skipped")}, name=MARK)
         return out
@@ -203,7 +227,7 @@ class Study:
         if markers.is_done(out, key, MARK):
             return Boundaries.load(path)
         fresh(out)
-        self.echo(f"[1/4] boundaries from the first {self.cfg.sampling.boundary_docs:,} documents")
+        self.echo(f"[1/5] boundaries from the first {self.cfg.sampling.boundary_docs:,} documents")
         # The first documents of the corpus, not of the scored shards: which documents a shard holds
         # depends on the number of tasks, and the boundaries (hence every arm's kept set) must not.
         # Re-scoring them costs seconds (10k documents at ~5k docs/s).
@@ -230,7 +254,7 @@ class Study:
             strategy, target = make_strategy("random", factor=1.0), None
         else:
             strategy, target = make_strategy(arm, boundaries), s.target_fraction
-        self.echo(f"[2/4] sample {arm}: target fraction {target if target else 1.0}")
+        self.echo(f"[2/5] sample {arm}: target fraction {target if target else 1.0}")
         stats = run_sample(str(self.scored()), out, scorer=self.scorer(), options=self.pipeline_options(),
                            sample=SampleOptions(strategy=strategy, boundaries=boundaries, target_fraction=target,
                                                 seed=s.seed))
@@ -248,83 +272,179 @@ class Study:
         if markers.is_done(out, key, MARK):
             return
         fresh(out)
-        files = [str(self.layout.sample_data(a)) for a in self.cfg.arms]
-        self.echo(f"[3/4] one byte-level BPE ({self.cfg.tokenizer.vocab_size:,}) on the union of the samples")
+        files = [str(self.layout.sample_data(a)) for a in self.cfg.sampled_arms]
+        self.echo(f"[3/5] one byte-level BPE ({self.cfg.tokenizer.vocab_size:,}) on the union of the samples")
         train_bpe(files, out, vocab_size=self.cfg.tokenizer.vocab_size)
         markers.mark_done(out, key, {"vocab_size": self.cfg.tokenizer.vocab_size}, name=MARK)
 
-    def pretrain_config(self, arm: str):
-        """The typed pre-training config of one arm: the preset and the study's overrides, then the
-        arm's paths and the token budget set on the objects (never as strings to re-parse, so a
-        work dir with a comma, a space or a '#' is just a path). Everything but the data is
-        identical across arms."""
+    def pretrain_config(self, arm: str, seed: int):
+        """The typed pre-training config of one (arm, seed): the preset and the study's overrides,
+        then the unit's paths, seed and the token budget set on the objects (never as strings to
+        re-parse, so a work dir with a comma, a space or a '#' is just a path). Everything but the
+        data and the seed is identical across units."""
         from pretraining.config import load_config
 
         p, lay = self.cfg.pretraining, self.layout
         base = load_config(p.preset, p.overrides)
-        data = dataclasses.replace(base.data, train_files=[str(lay.sample_data(arm))])
-        if self.cfg.corpus.heldout_docs:
-            data = dataclasses.replace(data, eval_files=[str(lay.heldout_file)], eval_docs=self.cfg.corpus.heldout_docs)
+        # the floor trains on nothing; its config names the first sample only to stay valid
+        data_arm = arm if arm != FLOOR else self.cfg.sampled_arms[0]
+        data = dataclasses.replace(base.data, train_files=[str(lay.sample_data(data_arm))], seed=seed)
+        if self.cfg.corpus.heldout_docs or self.cfg.corpus.heldout_per_source:
+            data = dataclasses.replace(data, eval_files=[str(lay.heldout_file)], eval_docs=self.heldout_docs())
         cfg = dataclasses.replace(
             base,
-            name=self.cfg.model_name(arm),
-            out_dir=str(lay.run_dir(arm)),
+            name=self.cfg.model_name(arm, seed),
+            out_dir=str(lay.run_dir(arm, seed)),
             data=data,
             tokenizer=dataclasses.replace(base.tokenizer, path=self.tokenizer_path()),
-            training=dataclasses.replace(base.training, max_tokens=p.train_tokens),
+            training=dataclasses.replace(base.training, max_tokens=p.train_tokens, seed=seed),
         )
         cfg.validate()
         return cfg
 
-    def pretrain(self, arm: str) -> dict:
-        """Train and export one arm; returns the training summary."""
-        from pretraining.checkpoint import export_hf
+    def pretrain(self, arm: str, seed: int) -> dict:
+        """Train and export one (arm, seed) -- or, for the floor, export its initialisation."""
+        from pretraining.checkpoint import export_hf, export_untrained
         from pretraining.train import train
 
-        out, key = self.layout.model_stage_dir(arm), self.pretrain_key(arm)
+        out, key = self.layout.model_stage_dir(arm, seed), self.pretrain_key(arm, seed)
         if markers.is_done(out, key, MARK):
             return markers.summary(out, MARK)
         fresh(out)
-        cfg = self.pretrain_config(arm)
-        self.echo(f"[3/4] pre-train {arm}: {cfg.total_steps:,} steps x {cfg.training.batch_size} x "
-                  f"{cfg.training.seq_len} = {self.cfg.pretraining.train_tokens:,} tokens budget")
-        summary = train(cfg, resume=True)
-        export_hf(summary["final_checkpoint"], self.layout.model_dir(arm))
-        summary = {**summary, "run_dir": str(self.layout.run_dir(arm)), "model_dir": str(self.layout.model_dir(arm))}
+        cfg = self.pretrain_config(arm, seed)
+        model_dir = self.layout.model_dir(arm, seed)
+        if arm == FLOOR:
+            self.echo(f"[3/5] floor {arm} s{seed}: the initialisation of seed {seed}, never pre-trained")
+            export_untrained(cfg, model_dir)
+            summary = {"steps": 0, "tokens_seen": 0, "untrained": True}
+        else:
+            self.echo(f"[3/5] pre-train {arm} s{seed}: {cfg.total_steps:,} steps x {cfg.training.batch_size} x "
+                      f"{cfg.training.seq_len} = {self.cfg.pretraining.train_tokens:,} tokens budget")
+            summary = train(cfg, resume=True)
+            export_hf(summary["final_checkpoint"], model_dir)
+        summary = {**summary, "run_dir": str(self.layout.run_dir(arm, seed)), "model_dir": str(model_dir)}
         markers.mark_done(out, key, summary, name=MARK)
         return summary
 
+    # -- 4. per-domain evaluation ----------------------------------------------------------------
+
+    def eval_documents(self) -> list[dict]:
+        """The documents of the per-domain evaluation, in a fixed order: the held-out documents
+        (each with its source) and the first Wikipedia paragraphs (source ``wikipedia``)."""
+        e, c, path = self.cfg.evaluation, self.cfg.corpus, self.layout.eval_docs_file
+        key = self.eval_docs_key()
+        if not markers.is_done(path.parent, key, "documents.json"):
+            self.corpus_split()
+            docs = []
+            with gzip.open(self.layout.heldout_file, "rt", encoding="utf-8") as f:
+                for line in f:
+                    rec = json.loads(line)
+                    docs.append({"source": str(rec.get(c.source_key) or "unknown"), "text": rec[c.text_key]})
+            if e.wiki:
+                wiki = paths.resolve(e.wiki)
+                with open(wiki, encoding="utf-8") as f:
+                    lines = (ln.strip() for ln in f)
+                    docs += [{"source": "wikipedia", "text": t} for t in itertools.islice(filter(None, lines), e.wiki_docs)]
+            with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as f:
+                for d in docs:
+                    f.write(json.dumps(d, ensure_ascii=False) + "\n")
+            markers.mark_done(path.parent, key, {"documents": len(docs)}, name="documents.json")
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+
+    def evaluate(self, arm: str, seed: int):
+        """Per-document MLM statistics (summed loss, predicted tokens, correct) of one model on the
+        evaluation documents, with the same masks for every model."""
+        import numpy as np
+
+        from pretraining.evaluate import mlm_document_stats
+
+        out, key = self.layout.eval_dir(arm, seed), self.eval_key(arm, seed)
+        stats_file = out / "doc_stats.npy"
+        if markers.is_done(out, key, MARK):
+            return np.load(stats_file)
+        fresh(out)
+        e = self.cfg.evaluation
+        docs = self.eval_documents()
+        self.echo(f"[4/5] evaluate {arm} s{seed} on {len(docs):,} documents by source")
+        stats = mlm_document_stats(self.layout.model_dir(arm, seed), [d["text"] for d in docs], seq_len=e.seq_len,
+                                   max_blocks_per_doc=e.max_blocks_per_doc, seed=e.mask_seed, batch_size=e.batch_size)
+        with atomic_path(stats_file) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, stats)
+        markers.mark_done(out, key, {"documents": len(docs)}, name=MARK)
+        return stats
+
     # -- 4. benchmark ------------------------------------------------------------------------
 
-    def benchmark(self, arm: str) -> list[Path]:
+    def benchmark(self, arm: str, seed: int) -> list[Path]:
         from benchmark.runner import run_benchmark
 
         b = self.cfg.benchmark
-        self.echo(f"[4/4] benchmark {arm}: {len(b.tasks)} tasks x {b.seeds} seeds")
+        self.echo(f"[5/5] benchmark {arm} s{seed}: {len(b.tasks)} tasks x {b.seeds} fine-tuning seeds")
         # Runs done with this model (content hash) and setting are skipped; a retrained model or a
         # changed benchmark config redoes exactly the runs it made stale.
-        return run_benchmark(str(self.layout.model_dir(arm)), b.tasks, seeds=b.seeds, results_dir=self.layout.results,
-                             overrides=b.overrides or None, limit_train=b.limit_train, limit_eval=b.limit_eval,
-                             model_name=self.cfg.model_name(arm), redo_stale=True)
+        return run_benchmark(str(self.layout.model_dir(arm, seed)), b.tasks, seeds=b.seeds,
+                             results_dir=self.layout.results, overrides=b.overrides or None,
+                             limit_train=b.limit_train, limit_eval=b.limit_eval,
+                             model_name=self.cfg.model_name(arm, seed), redo_stale=True)
 
     # -- the whole study ---------------------------------------------------------------------
 
     def run(self) -> dict:
+        """Every stage in order, holding the work dir's lock: a second `bench study` on the same
+        work dir refuses while this one lives (and is admitted the moment this one dies)."""
+        with output_lock(self.layout.work, f"bench study {self.cfg.name}"):
+            return self._run()
+
+    def _run(self) -> dict:
         from study.report import write_report
 
         t0 = time.time()
-        arms = self.cfg.arms
-        # sample: one set of boundaries, every arm from the same scored shards
+        units = self.cfg.units
+        # sample: one set of boundaries, every sampled arm from the same scored shards
         boundaries = self.boundaries()
-        samples = {arm: self.sample(arm, boundaries) for arm in arms}
+        samples = {arm: self.sample(arm, boundaries) for arm in self.cfg.sampled_arms}
         # tokenizer: one for every arm (trained on the union of the samples, or given)
         self.tokenizer()
-        # JAX stages after sampling, whose workers fork without JAX; one compile cache for all arms
+        # JAX stages after sampling, whose workers fork without JAX; one compile cache for all units
         with compilation_cache(self.layout.jax_cache):
-            # pre-train: every arm at the same token budget, exported for the benchmark
-            pretrained = {arm: self.pretrain(arm) for arm in arms}
-            # benchmark: every model on every task and seed
-            for arm in arms:
-                self.benchmark(arm)
-        # report: leaderboard, comparison, figures, study.json
-        return write_report(self, boundaries, samples, pretrained, seconds=time.time() - t0)
+            # pre-train: every (arm, seed) at the same token budget; the floor is exported untrained
+            pretrained = {unit: self.pretrain(*unit) for unit in units}
+            # evaluate: per-domain MLM loss of every model on the same documents and masks
+            doc_stats = {unit: self.evaluate(*unit) for unit in units} if self.cfg.evaluation.by_source else {}
+            # benchmark: every model on every task and fine-tuning seed
+            for unit in units:
+                self.benchmark(*unit)
+        # report: leaderboard, Multi-Bootstrap comparisons, per-domain tables, figures, study.json
+        docs = self.eval_documents() if doc_stats else []
+        return write_report(self, boundaries, samples, pretrained, doc_stats, docs, seconds=time.time() - t0)
+
+
+def _copy(lines, dst) -> int:
+    n = 0
+    for line in lines:
+        dst.write(line)
+        n += 1
+    return n
+
+
+def _split_by_source(src, held, rest, *, per_source: int, limit: int | None, source_key: str, where) -> dict:
+    """The first ``per_source`` records of each source go to ``held``; the next ``limit`` of the
+    others (all when None) to ``rest``, verbatim and in file order."""
+    taken: dict[str, int] = {}
+    counts = {"heldout": 0, "corpus": 0}
+    for lineno, line in enumerate(src, 1):
+        try:
+            source = str(json.loads(line).get(source_key) or "unknown")
+        except ValueError as err:
+            raise ValueError(f"{where}:{lineno}: invalid JSON ({err})") from None
+        if taken.get(source, 0) < per_source:
+            taken[source] = taken.get(source, 0) + 1
+            held.write(line)
+            counts["heldout"] += 1
+        elif limit is None or counts["corpus"] < limit:
+            rest.write(line)
+            counts["corpus"] += 1
+    counts["heldout_by_source"] = dict(sorted(taken.items()))
+    return counts

@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from bertin_bench.cli import main
-from study.config import CONTROL, load_study
+from study.config import CONTROL, FLOOR, load_study
 from study.layout import MARK as STAGE_FILE
 
 TOKENS_PER_STEP = 4 * 128  # batch 4 x seq 128 below
@@ -20,7 +20,7 @@ def _micro_config(tmp_path, **benchmark) -> str:
         "name": "micro",
         "work_dir": str(tmp_path / "work"),
         "results_dir": str(tmp_path / "results"),
-        "corpus": {"input": "data:web_es/web_es_mix.jsonl.gz", "heldout_docs": 40, "limit": 600},
+        "corpus": {"input": "data:web_es/web_es_mix.jsonl.gz", "heldout_per_source": 5, "limit": 600},
         "lm": {"model_dir": "data:kenlm_es", "mode": "lines"},
         "sampling": {"strategies": ["random", "gaussian"], "control": True, "target_fraction": 0.5,
                      "boundary_docs": 600, "tasks": 2, "workers": 1},
@@ -32,7 +32,11 @@ def _micro_config(tmp_path, **benchmark) -> str:
                           "checkpointing.every_steps=2", "data.eval_docs=20", "data.eval_blocks=4",
                           "logging.progress=false"],
             "train_tokens": 3 * TOKENS_PER_STEP,
+            "seeds": 2,
+            "floor": True,
         },
+        "evaluation": {"wiki_docs": 20, "max_blocks_per_doc": 1, "batch_size": 16},
+        "nboot": 200,
         "benchmark": {"tasks": ["ner_conll2002_es", "pawsx_es"], "seeds": 1, "limit_train": 24,
                       "limit_eval": 24, "overrides": {"epochs": 1}, **benchmark},
     }
@@ -55,52 +59,83 @@ def test_study_end_to_end_resumes_and_redoes_only_what_changed(tmp_path, web_sam
     assert result.exit_code == 0, result.output
     work, results = tmp_path / "work", tmp_path / "results"
     report = json.loads((results / "study.json").read_text())
-    arms = ["random", "gaussian", CONTROL]
+    sampled = ["random", "gaussian", CONTROL]
+    arms = [*sampled, FLOOR]
+    units = [(arm, seed) for arm in arms for seed in (0, 1)]
 
-    # Every arm sampled the same 600 documents; the control kept them all.
-    for arm in arms:
+    # Every sampled arm sampled the same 600 documents; the control kept them all.
+    for arm in sampled:
         assert report["samples"][arm]["seen"] == 600
     assert report["samples"][CONTROL]["kept"] == 600
     for arm in ("random", "gaussian"):
         assert abs(report["samples"][arm]["kept_fraction"] - 0.5) < 0.08
 
-    # The common held-out documents are in no sample, and every arm evaluates on exactly them.
+    # The held-out documents (5 of each of the 7 sources) are in no sample, and every model
+    # evaluates on exactly them.
     import gzip
 
     heldout = work / "corpus" / "heldout.jsonl.gz"
     with gzip.open(heldout, "rt", encoding="utf-8") as f:
-        heldout_texts = {json.loads(line)["text"] for line in f}
-    assert len(heldout_texts) == 40
-    for arm in arms:
+        held = [json.loads(line) for line in f]
+    assert len(held) == 35 and {sum(r["source"] == s for r in held) for s in {r["source"] for r in held}} == {5}
+    heldout_texts = {r["text"] for r in held}
+    for arm in sampled:
         for shard in (work / "samples" / arm / "data").glob("*.jsonl.gz"):
             with gzip.open(shard, "rt", encoding="utf-8") as f:
                 assert not heldout_texts & {json.loads(line)["text"] for line in f}
-        saved = yaml.safe_load((work / "models" / arm / "run" / "config.yaml").read_text())
+        saved = yaml.safe_load((work / "models" / arm / "s0" / "run" / "config.yaml").read_text())
         assert saved["data"]["eval_files"] == [str(heldout)]
 
-    # Equal token budgets: identical step counts and exactly the same number of training tokens.
-    tokens = {arm: report["pretraining"][arm]["tokens_seen"] for arm in arms}
-    assert set(tokens.values()) == {3 * TOKENS_PER_STEP}, tokens
-    assert {report["pretraining"][arm]["steps"] for arm in arms} == {3}
-    for arm in arms:
-        meta = json.loads((work / "models" / arm / "hf" / "bertin_pretraining.json").read_text())
-        assert meta["tokens_seen"] == 3 * TOKENS_PER_STEP
+    # Equal token budgets: identical step counts and exactly the same number of training tokens;
+    # a seed changes the initialisation and the data order, not the budget.
+    trained = [f"{arm}-s{seed}" for arm in sampled for seed in (0, 1)]
+    assert {report["pretraining"][u]["tokens_seen"] for u in trained} == {3 * TOKENS_PER_STEP}
+    assert {report["pretraining"][u]["steps"] for u in trained} == {3}
+    for arm in sampled:
+        metas = [json.loads((work / "models" / arm / f"s{seed}" / "hf" / "bertin_pretraining.json").read_text())
+                 for seed in (0, 1)]
+        assert [m["config"]["training"]["seed"] for m in metas] == [0, 1]
+        assert {m["tokens_seen"] for m in metas} == {3 * TOKENS_PER_STEP}
+    # the floor: the same architecture and seeds, never trained
+    assert {report["pretraining"][f"{FLOOR}-s{seed}"]["tokens_seen"] for seed in (0, 1)} == {0}
 
-    # One valid result per model x task x seed, recording the pre-training tokens of our models.
+    # One valid result per model x task x fine-tuning seed.
     runs = list(iter_results(results))
-    assert len(runs) == len(arms) * 2
+    assert len(runs) == len(units) * 2
     for _, res in runs:
         assert res.errors() == []
-        assert res.model.pretraining_tokens == 3 * TOKENS_PER_STEP
+        assert res.model.pretraining_tokens == (0 if f"-{FLOOR}-" in res.model.name else 3 * TOKENS_PER_STEP)
         # BERTIN's tokenizer has no post-processor; the export attached RoBERTa's template
         assert res.model.added_post_processor is False
     board = (results / "leaderboard.md").read_text()
-    for arm in arms:
-        assert f"micro-{arm}" in board
-    assert (results / "comparison" / "compare.md").is_file()
+    for arm, seed in units:
+        assert f"micro-{arm}-s{seed}" in board
+    assert "## Task signal" in board
+
+    # The comparison: Multi-Bootstrap over 2 pre-training seeds against the reference and the floor.
+    import pandas as pd
+
+    table = pd.read_csv(results / "comparison" / "compare.csv")
+    assert set(table["arm"]) == set(arms)
+    assert (table["pretrain_seeds"] == 2).all()
+    other = table[table["arm"] != "random"]
+    assert other["p"].between(0, 1).all() and other["p_holm_study"].between(0, 1).all()
+    assert (other["p_holm_study"] >= other["p"]).all()
+    evidence = (results / "evidence.md").read_text()
+    assert "Multi-Bootstrap" in evidence and "Domains" in evidence and "Task signal" in evidence
+
+    # Per-domain evaluation: every model x every source (7 web sources + Wikipedia).
+    by_source = pd.read_csv(results / "heldout_by_source.csv")
+    assert len(by_source) == len(units) * 8
+    assert set(by_source["source"]) == {r["source"] for r in held} | {"wikipedia"}
+    assert (by_source.groupby("source")["tokens"].nunique() == 1).all()  # same masks for every model
+    untrained = by_source[by_source["arm"] == FLOOR]["loss"].mean()
+    assert untrained > by_source[by_source["arm"] != FLOOR]["loss"].mean()  # 3 steps already help
+    domains = pd.read_csv(results / "comparison" / "domains.csv")
+    assert set(domains["source"]) == set(by_source["source"])
+
     for fig in report["figures"].values():
         assert (tmp_path / fig).is_file() or __import__("pathlib").Path(fig).is_file()
-    assert "leaderboard" in result.output.lower() or "micro-random" in result.output
     assert any((work / "jax_cache").iterdir())  # compiled programs are kept for the next runs
 
     # Re-running does nothing: every stage mark and every result file is untouched.
@@ -111,11 +146,11 @@ def test_study_end_to_end_resumes_and_redoes_only_what_changed(tmp_path, web_sam
     assert _marks(work) == marks
     assert {p: p.stat().st_mtime_ns for p in results.rglob("seed*.json")} == stamps
 
-    # A benchmark-only change (a second seed) redoes no sampling or pre-training.
+    # A benchmark-only change (a second fine-tuning seed) redoes no sampling, pre-training or evaluation.
     more = runner.invoke(main, ["study", config, "benchmark.seeds=2"], catch_exceptions=False)
     assert more.exit_code == 0, more.output
     assert _marks(work) == marks
-    assert len(list(iter_results(results))) == len(arms) * 2 * 2
+    assert len(list(iter_results(results))) == len(units) * 2 * 2
 
 
 def test_dry_run_prints_the_plan_with_token_budgets(data_dir):
@@ -135,10 +170,16 @@ def test_presets_validate(name, data_dir):
     from study.run import Study
 
     study = Study(cfg)
-    first, *others = [study.pretrain_config(a).to_dict() for a in cfg.arms]
+    seed = cfg.pretraining.seed_list[0]
+    first, *others = [study.pretrain_config(a, seed).to_dict() for a in cfg.arms]
     for other in others:
         assert {k: v for k, v in other.items() if k not in ("name", "out_dir", "data")} == \
                {k: v for k, v in first.items() if k not in ("name", "out_dir", "data")}
+    # a seed changes the initialisation, the masking and the data order, nothing else
+    if len(cfg.pretraining.seed_list) > 1:
+        a, b = (study.pretrain_config(cfg.arms[0], s).to_dict() for s in cfg.pretraining.seed_list[:2])
+        assert a["training"]["seed"] != b["training"]["seed"] and a["data"]["seed"] != b["data"]["seed"]
+        assert {k: v for k, v in a["model"].items()} == b["model"]
 
 
 def test_bad_study_configs_are_refused(tmp_path):
@@ -182,12 +223,12 @@ def test_pretrain_config_is_built_from_objects_not_strings(tmp_path, data_dir):
     cfg = load_study(_micro_config(tmp_path), [])
     cfg.work_dir = str(odd / "work")
     study = Study(cfg)
-    for arm in cfg.arms:
-        pcfg = study.pretrain_config(arm)
+    for arm in cfg.sampled_arms:
+        pcfg = study.pretrain_config(arm, 1)
         assert pcfg.data.train_files == [str(odd / "work" / "samples" / arm / "data")]
         assert pcfg.data.eval_files == [str(odd / "work" / "corpus" / "heldout.jsonl.gz")]
-        assert pcfg.out_dir == str(odd / "work" / "models" / arm / "run")
+        assert pcfg.out_dir == str(odd / "work" / "models" / arm / "s1" / "run")
         assert pcfg.training.max_tokens == cfg.pretraining.train_tokens
-        assert pcfg.name == f"micro-{arm}"
+        assert pcfg.name == f"micro-{arm}-s1"
     # the study's own overrides still reach the preset
-    assert study.pretrain_config("random").model.hidden_size == 32
+    assert study.pretrain_config("random", 0).model.hidden_size == 32
