@@ -18,9 +18,12 @@ def _parse_set(values: tuple[str, ...]) -> dict:
 
 
 @click.command(context_settings={"max_content_width": 100})
-@click.option("--model", "-m", required=True, help="Registry name (see `bench ls models`), Hub id, or a local model directory.")
+@click.option("--model", "-m", required=True,
+              help="Registry name (see `bench ls models`), Hub id (owner/name or an org-less id), or a local model directory.")
 @click.option("--task", "-t", "tasks", multiple=True, help="Task, task group or 'all'; repeat or comma-separate. Default: the 'bertin' group.")
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(1), help="Runs per task, seeds 0..N-1.")
+@click.option("--epochs", type=click.IntRange(1), help="Fine-tuning epochs (default: the task's; same as --set epochs=N).")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), help="Peak learning rate (default: the task's; same as --set learning_rate=X).")
 @click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False), help="Where result files go.")
 @click.option("--force", is_flag=True, help="Rerun and replace runs whose result files exist.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -30,15 +33,23 @@ def _parse_set(values: tuple[str, ...]) -> dict:
 @click.option("--limit-train", type=click.IntRange(1), help="Use only the first N training examples (quick runs; marked in results and leaderboard).")
 @click.option("--limit-eval", type=click.IntRange(1), help="Use only the first N validation and test examples.")
 @click.option("--model-name", help="Display name for a local directory (default: the directory name).")
-@click.option("--from-pt", is_flag=True, default=None, help="Load PyTorch weights (needs the torch extra: pip install 'bertin-bench[torch]').")
+@click.option("--revision", help="Hub revision of the model (branch, tag or commit; default: the registry's pin, else main). "
+                                 "The commit it resolves to is recorded.")
+@click.option("--from-pt", is_flag=True, default=None,
+              help="Prefer PyTorch-format weights (model.safetensors, else pytorch_model.bin) where Flax ones exist too. "
+                   "A model with PyTorch weights only is loaded without it; pytorch_model.bin needs the torch extra: "
+                   "pip install 'bertin-bench[torch]'.")
 @click.option("--source", type=click.Choice(["auto", "local", "hub"]), default="auto", show_default=True,
               help="Task data: local files in the data directory, the Hub, or local when present.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when the output is a terminal).")
 @user_errors
-def run(model, tasks, seeds, results_dir, force, overrides, limit_train, limit_eval, model_name, from_pt, source, progress):
+def run(model, tasks, seeds, epochs, lr, results_dir, force, overrides, limit_train, limit_eval, model_name, revision,
+        from_pt, source, progress):
     """Fine-tune MODEL on Spanish tasks, several seeds; one result JSON per run.
 
-    Runs already done (same model content, task version, hyperparameters, limits) are skipped.
+    Runs already done (same model content or Hub commit, task version, hyperparameters, limits)
+    are skipped, and say so; runs another `bench run` is doing are skipped too. The local data
+    directory: `--data-dir DIR` or $BERTIN_DATA_DIR (default ../shared/data).
 
     \b
     Examples:
@@ -46,21 +57,46 @@ def run(model, tasks, seeds, results_dir, force, overrides, limit_train, limit_e
       bench run --model out/gaussian/export --model-name gaussian-small --task bertin
       bench run -m out/tiny/export -t pos_conll2002_es,pawsx_es --seeds 2 --limit-train 500 --limit-eval 200
       bench run -m bertin-gaussian -t xnli_es --set max_length=512 --set batch_size=16
+      bench run -m xlm-roberta-base -t pawsx_es --epochs 3 --lr 2e-5
       bench run -m beto -t mldoc_es --set train_file=mldoc_es/spanish.train.5000
     """
+    # Everything the command line says is checked here, before JAX and transformers are imported
+    # (~20 s): a typo fails at once.
+    from benchmark.tasks import check_hyperparameters, split_overrides, task_names
+
+    settings = _parse_set(overrides)
+    selected = task_names(list(tasks) or None)
+    checked = check_hyperparameters(split_overrides(settings)[0])
+    for key, value in (("epochs", epochs), ("learning_rate", lr)):
+        if value is not None:
+            if key in checked and checked[key] != value:
+                raise click.UsageError(f"--{'lr' if key == 'learning_rate' else key} {value} and --set {key}={settings[key]} disagree")
+            settings[key] = value
+
     from benchmark.runner import run_benchmark
 
     paths = run_benchmark(
-        model, list(tasks) or None, seeds=seeds, results_dir=results_dir, force=force, overrides=_parse_set(overrides),
+        model, selected, seeds=seeds, results_dir=results_dir, force=force, overrides=settings,
         limit_train=limit_train, limit_eval=limit_eval, model_name=model_name, from_pt=from_pt, data_source=source,
-        progress=progress,
+        progress=progress, revision=revision, echo=lambda line: click.echo(line, err=True),
     )
     from benchmark.results import FinetuneResult
 
     for path in paths:
         res = FinetuneResult.from_disk(path)
         click.echo(f"{res.task.name:<18} seed {res.seed}  {res.task.main_score} {100 * res.main_score:6.2f}"
-                   f"  (best epoch {res.best_epoch}, {res.timing.examples_per_second:.0f} ex/s)  {path}")
+                   f"  (best epoch {res.best_epoch}, {_speed(res)})  {path}")
+
+
+def _speed(res) -> str:
+    """Training speed without XLA compilation: the first epoch compiles, so the later epochs'
+    rate is the steady one; with one epoch only, say that compilation is included."""
+    later = res.dev.per_epoch[1:]
+    seconds = sum(e["train_seconds"] for e in later)
+    if later and seconds > 0:
+        per_epoch = res.timing.train_examples_seen / len(res.dev.per_epoch)
+        return f"{per_epoch * len(later) / seconds:.0f} train ex/s"
+    return f"{res.timing.examples_per_second:.0f} train ex/s incl. compilation"
 
 
 @click.command(context_settings={"max_content_width": 100})
@@ -69,7 +105,8 @@ def run(model, tasks, seeds, results_dir, force, overrides, limit_train, limit_e
 @click.option("--no-reported", is_flag=True, help="Leave out the published (reported) rows.")
 @user_errors
 def leaderboard(results_dir, group, no_reported):
-    """Rebuild RESULTS_DIR/leaderboard.csv and leaderboard.md from the result files.
+    """Rebuild RESULTS_DIR/leaderboard.{csv,md,html} from every result file under RESULTS_DIR (studies
+    included) and the published scores (.html only with them; columns: benchmark/RESULTS_SCHEMA.md).
 
     \b
     Examples:

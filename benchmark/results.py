@@ -76,11 +76,15 @@ class ModelRecord:
     name: str = _doc("display name (registry name, Hub id, or `--model-name` / directory name)")
     source: str = _doc("`registry`, `hub` or `local`")
     hub_id: str | None = _doc("Hub id (required unless local)")
-    revision: str | None = _doc("Hub revision of the model (registry pin, when any)")
+    revision: str | None = _doc("Hub models: the commit the cached snapshot resolved to (what was scored); older "
+                                "results: the registry pin, when any")
+    requested_revision: str | None = _doc("the revision asked for (`--revision`, the registry pin, or null for the "
+                                          "default branch)", optional=True)
+    weights: str | None = _doc("the weight file that was loaded: `flax`, `safetensors` or `pt`", optional=True)
     local_path: str | None = _doc("local directory (required when local)")
     content_hash: str | None = _doc("`bertin_bench.provenance.hash_dir` of the local directory (required when local)")
     family: str | None = _doc("`model_type` of config.json when local (`roberta`, `bert`), registry family otherwise")
-    from_pt: bool = _doc("PyTorch weights converted at load time")
+    from_pt: bool = _doc("PyTorch-format weights (safetensors or .bin) converted at load time")
     pretraining_tokens: int | None = _doc("`tokens_seen` from the directory's export info (`bertin_bench.exports`; our checkpoints)")
     added_post_processor: bool = _doc("the tokenizer added no special tokens (BERTIN's tokenizer.json has none) and `<s> … </s>` was attached")
     pretraining: dict | None = _doc("the whole export info of our checkpoints", optional=True)
@@ -343,15 +347,17 @@ def group_by_model(items: Iterable) -> dict[str, ModelGroup]:
 
     Two identities under one recorded name both get ``name#<short identity>`` and a warning names
     them, rather than one row or one comparison silently mixing two models' runs."""
-    by_identity: dict[str, ModelGroup] = {}
+    by_identity: dict[tuple[str, str], ModelGroup] = {}
     for item in items:
         res = item[1] if isinstance(item, tuple) else item
         ident = model_identity(res)
-        # One identity under two names (an export run as `a`, then as `b`) stays one group under
-        # the first name: the same weights.
-        if ident not in by_identity:
-            by_identity[ident] = ModelGroup(name=res.model.name, identity=ident, results=[])
-        by_identity[ident].results.append(res)
+        # Keyed by (name, identity): one model run under two names (a checkpoint scored as `a` and
+        # as `b`) stays two entries, as the user named them; only one name over two identities is
+        # split below.
+        key = (res.model.name, ident)
+        if key not in by_identity:
+            by_identity[key] = ModelGroup(name=res.model.name, identity=ident, results=[])
+        by_identity[key].results.append(res)
     names: dict[str, list[ModelGroup]] = {}
     for group in by_identity.values():
         names.setdefault(group.name, []).append(group)

@@ -1,23 +1,34 @@
 """``run_benchmark``: fine-tune one model on tasks x seeds and write one result file per run.
 
-Resume: a run whose result file exists is skipped when its ``results.RunKey`` (model content,
-task version, hyperparameters, limits, data-file overrides, read from the file) equals the run's;
-a file made differently is an error (``force=True`` reruns and replaces it, ``redo_stale`` redoes
-just the stale runs), so a changed setting never hides behind an old number.
+Order: settings, then the model (files, config, tokenizer, weights: ``models.resolve_model``), and
+only then task data, so a wrong name or value fails in seconds rather than after the data loaded.
+
+Resume: a run whose result file exists is skipped when its ``results.RunKey`` (model identity, task
+version, hyperparameters, limits, data-file overrides, read from the file) equals the run's. A Hub
+model whose snapshot resolved to another commit is another model: its runs are redone. A file made
+with other settings is an error (``force=True`` reruns and replaces it, ``redo_stale`` redoes just
+the stale runs), so a changed setting never hides behind an old number.
+
+Concurrency: each run (model x task x seed) is claimed with an exclusive lock next to its result
+file (``.seed<N>.lock``) for as long as it runs. Two ``bench run`` processes on one results directory
+therefore never do the same run twice: the second skips the runs the first has done or holds, and
+does the others. The lock is the kernel's (``flock``): it frees itself when its holder dies,
+however it dies, so a killed run is simply redone by the next ``bench run``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from bertin_bench.provenance import environment
 
 from benchmark import results
-from benchmark.loaders import load_task_data
 from benchmark.models import check_compatible, load_model, load_tokenizer, resolve_model
-from benchmark.tasks import get_task, split_overrides, task_names
+from benchmark.tasks import check_hyperparameters, get_task, split_overrides, task_names
 
 log = logging.getLogger(__name__)
 
@@ -30,33 +41,90 @@ def model_capacity(config) -> int:
     return n
 
 
+def unit_lock_path(result_path: Path) -> Path:
+    return result_path.with_name(f".{result_path.stem}.lock")
+
+
+@contextlib.contextmanager
+def claim(result_path: Path) -> Iterator[bool]:
+    """Hold the run's lock while the block runs; yields False (without waiting) when another live
+    process holds it.
+
+    Per run rather than ``bertin_bench.locks.output_lock`` on the results directory, since one
+    results directory holds the runs of many models and processes. The holder deletes the lock file
+    before it lets go, so finished runs leave no lock files among the results (a killed run leaves
+    an empty one, taken over by the next run); a process that opened the file just before it was
+    deleted sees that its file is no longer the one at the path and tries again."""
+    import fcntl
+
+    result_path.parent.mkdir(parents=True, exist_ok=True)
+    path = unit_lock_path(result_path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            yield False
+            return
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder before us deleted it: take the new file
+    try:
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)  # releases the lock
+
+
+def read_existing(path: Path) -> results.FinetuneResult:
+    """An existing result file, or a ValueError naming it (truncated, binary, another schema)."""
+    try:
+        return results.FinetuneResult.from_disk(path)
+    except (ValueError, KeyError, TypeError) as err:
+        text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        if str(path) not in text:
+            text = f"{path}: {text}"
+        raise ValueError(f"{text}. It is not a result this version can read: move it away, or rerun with "
+                         "--force to replace it") from None
+
+
 def run_benchmark(
     model: str, tasks, *, seeds: int = 3, results_dir: str | Path = "results", force: bool = False,
     overrides: dict[str, Any] | None = None, limit_train: int | None = None, limit_eval: int | None = None,
     model_name: str | None = None, from_pt: bool | None = None, data_source: str = "auto",
-    progress: bool | None = None, redo_stale: bool = False,
+    progress: bool | None = None, redo_stale: bool = False, revision: str | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """Fine-tune ``model`` (registry name, Hub id or local directory) on ``tasks`` (names, groups or
-    'all') with seeds 0..seeds-1; returns the result files (existing ones included).
+    """Fine-tune ``model`` (registry name, Hub id or local directory; ``revision`` for Hub models)
+    on ``tasks`` (names, groups or 'all') with seeds 0..seeds-1; returns the result files of the
+    runs this call did or found done. ``echo`` gets one line per skipped or redone run.
 
     ``overrides`` are hyperparameters, or ``<split>_file`` keys replacing a local data file of the
     (single) task. An existing result made with another model content, task version,
     hyperparameters, limits or data files is an error, unless ``redo_stale`` (then just that run is
-    redone; ``force`` redoes all)."""
-    import jax
-
-    resolved = resolve_model(model, model_name=model_name, from_pt=from_pt)
+    redone; ``force`` redoes all). Runs another live process holds are skipped."""
+    say = echo or log.info
     names = task_names(tasks)
     if seeds < 1:
         raise ValueError("seeds must be >= 1")
     hp_overrides, file_overrides = split_overrides(overrides)
+    hp_overrides = check_hyperparameters(hp_overrides)
     if file_overrides and len(names) > 1:
         raise ValueError(f"--set {', '.join(f'{s}_file' for s in file_overrides)} names one task's files; "
                          f"run one task at a time (asked for {', '.join(names)})")
     if file_overrides and data_source == "auto":
         data_source = "local"  # a missing override file must be an error, not a silent fall-back to the Hub
+    resolved = resolve_model(model, model_name=model_name, from_pt=from_pt, revision=revision)
     tokenizer, config = load_tokenizer(resolved)
     check_compatible(resolved, tokenizer, config)
+    if resolved.commit:
+        say(f"{resolved.name}: {resolved.hub_id} at commit {resolved.commit[:12]} ({resolved.weights} weights)")
     capacity = model_capacity(config)
     written: list[Path] = []
     for name in names:
@@ -66,39 +134,67 @@ def run_benchmark(
             log.warning("%s: max_length %d exceeds %s's %d positions; using %d", name, hp["max_length"], resolved.name, capacity, capacity)
             hp["max_length"] = capacity
         wanted = results.RunKey.for_run(resolved, spec, hp, (limit_train, limit_eval), file_overrides)
-        todo = []
-        for seed in range(seeds):
-            path = results.run_path(results_dir, resolved.name, name, seed)
-            if path.exists() and not force:
-                diffs = results.FinetuneResult.from_disk(path).run_key().differences(wanted)
-                if diffs and not redo_stale:
-                    raise FileExistsError(
-                        f"{path} exists but was made with a different {', '.join(diffs)}; "
-                        "rerun with --force to replace it, or use another --results-dir / --model-name"
-                    )
-                if not diffs:
-                    log.info("skip %s (done)", path)
+        paths = [results.run_path(results_dir, resolved.name, name, seed) for seed in range(seeds)]
+        if not [p for p in paths if _needs_run(p, wanted, force, redo_stale, resolved, say, quiet=True)]:
+            written += [p for p in paths if p.exists()]
+            for p in paths:
+                say(f"skip {p} (done)")
+            continue
+        from benchmark.loaders import load_task_data
+
+        data = load_task_data(spec, source=data_source, limit_train=limit_train, limit_eval=limit_eval)
+        for seed, path in enumerate(paths):
+            with claim(path) as mine:
+                if not mine:
+                    say(f"skip {path} (another bench run is doing it)")
+                    continue
+                # Checked again under the lock: another process may have finished it meanwhile.
+                if not _needs_run(path, wanted, force, redo_stale, resolved, say):
                     written.append(path)
                     continue
-                log.warning("redo %s: made with a different %s", path, ", ".join(diffs))
-            todo.append((seed, path))
-        if not todo:
-            continue
-        data = load_task_data(spec, source=data_source, limit_train=limit_train, limit_eval=limit_eval)
-        for seed, path in todo:
-            from benchmark.finetune import finetune
-
-            flax_model = load_model(resolved, spec.task_type, spec.labels, seed)
-            out = finetune(flax_model, tokenizer, data, hp, seed, progress=progress)
-            result = results.FinetuneResult.from_run(
-                model=resolved, spec=spec, data=data, hp=hp, seed=seed, out=out,
-                device_kind=jax.devices()[0].device_kind, provenance=environment(), file_overrides=file_overrides,
-            )
-            result.to_disk(path)
-            log.info("%s %s seed %d: test %s = %.4f (best epoch %d) -> %s", resolved.name, name, seed,
-                     spec.main_score, result.main_score, out.best_epoch, path)
-            written.append(path)
+                written.append(_run_one(resolved, tokenizer, spec, data, hp, seed, path, file_overrides, progress))
     return written
 
 
-__all__ = ["run_benchmark", "model_capacity"]
+def _needs_run(path: Path, wanted: results.RunKey, force: bool, redo_stale: bool, resolved, say, quiet=False) -> bool:
+    """Whether the run writing ``path`` must be (re)done; says why it is skipped or redone."""
+    if force or not path.exists():
+        return True
+    diffs = read_existing(path).run_key().differences(wanted)
+    if not diffs:
+        if not quiet:
+            say(f"skip {path} (done)")
+        return False
+    # A Hub snapshot that resolved to another commit is another model under the same id: redo.
+    if diffs == ["model content"] and resolved.commit:
+        if not quiet:
+            say(f"redo {path}: {resolved.hub_id} now resolves to commit {resolved.commit[:12]}")
+        return True
+    if not redo_stale:
+        raise FileExistsError(
+            f"{path} exists but was made with a different {', '.join(diffs)}; "
+            "rerun with --force to replace it, or use another --results-dir / --model-name"
+        )
+    if not quiet:
+        say(f"redo {path}: made with a different {', '.join(diffs)}")
+    return True
+
+
+def _run_one(resolved, tokenizer, spec, data, hp, seed, path, file_overrides, progress) -> Path:
+    import jax
+
+    from benchmark.finetune import finetune
+
+    flax_model = load_model(resolved, spec.task_type, spec.labels, seed)
+    out = finetune(flax_model, tokenizer, data, hp, seed, progress=progress)
+    result = results.FinetuneResult.from_run(
+        model=resolved, spec=spec, data=data, hp=hp, seed=seed, out=out,
+        device_kind=jax.devices()[0].device_kind, provenance=environment(), file_overrides=file_overrides,
+    )
+    result.to_disk(path)
+    log.info("%s %s seed %d: test %s = %.4f (best epoch %d) -> %s", resolved.name, spec.name, seed,
+             spec.main_score, result.main_score, out.best_epoch, path)
+    return path
+
+
+__all__ = ["run_benchmark", "model_capacity", "claim", "read_existing"]

@@ -75,14 +75,9 @@ class TaskSpec:
         return f"{self.name}@{self.version}"
 
     def hyperparameters(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        """BERTIN defaults, then the task's own, then the user's overrides (unknown keys refused)."""
-        hp = {**BERTIN_DEFAULTS, **self.defaults}
-        for key, value in (overrides or {}).items():
-            if key not in hp:
-                raise ValueError(f"unknown hyperparameter {key!r}; valid: {', '.join(sorted(hp))}, "
-                                 f"or a data file: {', '.join(FILE_KEYS)}")
-            hp[key] = type(hp[key])(value) if hp[key] is not None else value
-        return hp
+        """BERTIN defaults, then the task's own, then the user's overrides (checked by
+        :func:`check_hyperparameters`: unknown keys and bad values refused, the key named)."""
+        return {**BERTIN_DEFAULTS, **self.defaults, **check_hyperparameters(overrides)}
 
     def with_files(self, files: dict[str, str] | None) -> "TaskSpec":
         """This task reading ``files`` ({split: path, relative to the data directory or absolute})
@@ -92,6 +87,46 @@ class TaskSpec:
         if self.local_loader is None:
             raise ValueError(f"task {self.name} has no local reader, so it takes no data files ({', '.join(FILE_KEYS)})")
         return dataclasses.replace(self, local_files={**self.local_files, **files})
+
+
+# What each hyperparameter accepts: (type, lowest, highest, whether lowest itself is allowed).
+# Checked when the command line is parsed, so `--set epochs=0` fails at once with the key named
+# instead of an IndexError after the data has loaded.
+HYPERPARAMETER_RANGES: dict[str, tuple[type, float, float | None, bool]] = {
+    "learning_rate": (float, 0.0, None, False),
+    "batch_size": (int, 1, None, True),
+    "epochs": (int, 1, None, True),
+    "max_length": (int, 8, None, True),
+    "warmup_ratio": (float, 0.0, 1.0, True),
+    "weight_decay": (float, 0.0, None, True),
+    "eval_batch_size": (int, 1, None, True),
+}
+assert set(HYPERPARAMETER_RANGES) == set(BERTIN_DEFAULTS), "every default needs its range"
+
+
+def check_hyperparameters(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """``overrides`` (strings from ``--set``, or numbers) as typed values; a ValueError naming the
+    key for an unknown key, a value of the wrong type, or one out of range."""
+    out: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        if key not in HYPERPARAMETER_RANGES:
+            raise ValueError(f"unknown hyperparameter {key!r}; valid: {', '.join(sorted(HYPERPARAMETER_RANGES))}, "
+                             f"or a data file: {', '.join(FILE_KEYS)}")
+        kind, low, high, low_ok = HYPERPARAMETER_RANGES[key]
+        try:
+            typed = kind(value) if not isinstance(value, bool) else None
+            if typed is None or (kind is int and isinstance(value, float) and value != typed):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ValueError(f"--set {key}={value}: expected {'an integer' if kind is int else 'a number'}") from None
+        if kind is float and typed != typed:  # NaN
+            raise ValueError(f"--set {key}={value}: expected a number")
+        above = typed >= low if low_ok else typed > low
+        if not above or (high is not None and typed > high):
+            bound = f"{'>=' if low_ok else '>'} {low}" + (f" and <= {high}" if high is not None else "")
+            raise ValueError(f"--set {key}={value}: must be {bound}")
+        out[key] = typed
+    return out
 
 
 SPLITS = ("train", "validation", "test")

@@ -26,6 +26,29 @@ COMMANDS = {
 }
 
 
+DATA_DIR_HELP = (f"Local data directory (default: ${paths.ENV_VAR}, else ../shared/data when it exists). "
+                 "Accepted before or after the subcommand.")
+
+
+def _set_data_dir(ctx, param, value):
+    if value is not None:
+        paths.set_data_dir(value)
+    return value
+
+
+def with_data_dir(cmd: click.Command) -> click.Command:
+    """Give ``cmd`` (and, for a group, every subcommand) a ``--data-dir`` option, so that
+    ``bench run --data-dir D`` works as well as ``bench --data-dir D run``: users put options after
+    the subcommand. The value goes to ``paths.set_data_dir`` while the command line is parsed."""
+    if not any(isinstance(p, click.Option) and "--data-dir" in p.opts for p in cmd.params):
+        cmd.params.append(click.Option(
+            ["--data-dir"], type=click.Path(file_okay=False, path_type=str), expose_value=False,
+            callback=_set_data_dir, help=DATA_DIR_HELP))
+    for sub in getattr(cmd, "commands", {}).values():
+        with_data_dir(sub)
+    return cmd
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return list(COMMANDS)
@@ -36,7 +59,7 @@ class LazyGroup(click.Group):
         target, _ = COMMANDS[name]
         module, attr = target.split(":")
         try:
-            return getattr(importlib.import_module(module), attr)
+            return with_data_dir(getattr(importlib.import_module(module), attr))
         except (ImportError, AttributeError) as err:
             # A stage whose dependencies are missing must not break the other commands.
             reason = f"{type(err).__name__}: {err}"
@@ -60,7 +83,7 @@ class LazyGroup(click.Group):
     "--data-dir",
     type=click.Path(file_okay=False, path_type=str),
     envvar=paths.ENV_VAR,
-    help=f"Local data directory (default: ${paths.ENV_VAR}, else ../shared/data when it exists).",
+    help=DATA_DIR_HELP,
 )
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def main(data_dir: str | None, verbose: int) -> None:
