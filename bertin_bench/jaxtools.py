@@ -4,7 +4,9 @@
   LayerNorm scales);
 - :func:`warmup_linear_schedule`: linear warm-up to the peak, then linear decay;
 - :class:`DataParallel`: a 1-D device mesh, replicated state and the batch sharded on its first
-  axis (the global batch never depends on the device count, so the numbers do not either);
+  axis (the global batch never depends on the device count, so the numbers do not either); on
+  several hosts each process feeds only its own rows (:meth:`DataParallel.local_rows`);
+- :func:`sync`: a barrier across the processes of a multi-host job (a no-op on one);
 - :func:`masked_loss_sums`: the cross-entropy of weighted positions, as sums so that callers can
   average over a whole (accumulated, sharded) batch.
 
@@ -65,20 +67,47 @@ class DataParallel:
         if size % self.n_devices:
             raise ValueError(f"{name}={size} must be divisible by the {self.n_devices} devices")
 
-    def put_batch(self, batch: dict) -> dict:
-        """Place a global host batch of numpy arrays, sharded on the first axis. When the mesh spans
-        several hosts, every host holds the same global batch and contributes its own rows."""
+    def local_rows(self, global_size: int) -> slice:
+        """The rows of a global batch of ``global_size`` that this process's devices hold (all of
+        them on one host). Read from the sharding itself, so it is right whatever the device order;
+        a process whose devices hold non-contiguous rows is refused (it could not feed one slice)."""
+        if self.sharded.is_fully_addressable:
+            return slice(0, global_size)
+        index = self.sharded.addressable_devices_indices_map((global_size,))
+        spans = sorted({(i[0].start or 0, global_size if i[0].stop is None else i[0].stop) for i in index.values()})
+        if any(a[1] != b[0] for a, b in zip(spans, spans[1:])):
+            raise ValueError(f"process {jax.process_index()} holds non-contiguous rows {spans} of the batch: "
+                             "order the mesh devices by process")
+        return slice(spans[0][0], spans[-1][1])
+
+    def put_batch(self, batch: dict, global_size: int | None = None) -> dict:
+        """Place a batch of numpy arrays, sharded on the first axis.
+
+        Without ``global_size`` the batch is the whole global batch (on several hosts every host
+        then holds all of it and contributes its own rows). With ``global_size`` it holds only this
+        process's rows, :meth:`local_rows` ``(global_size)``, and the global array is assembled from
+        every process's part: nothing but the local rows is ever built on a host."""
         if self.sharded.is_fully_addressable:
             return {k: jax.device_put(v, self.sharded) for k, v in batch.items()}
-        i, n = jax.process_index(), jax.process_count()
-        out = {}
-        for k, v in batch.items():
-            rows = len(v) // n
-            out[k] = jax.make_array_from_process_local_data(self.sharded, v[i * rows:(i + 1) * rows], v.shape)
-        return out
+        if global_size is None:
+            global_size = len(next(iter(batch.values())))
+            rows = self.local_rows(global_size)
+            batch = {k: v[rows] for k, v in batch.items()}
+        return {k: jax.make_array_from_process_local_data(self.sharded, v, (global_size,) + v.shape[1:])
+                for k, v in batch.items()}
 
     def replicate(self, tree):
         return jax.device_put(tree, self.replicated)
+
+
+def sync(name: str) -> None:
+    """Wait until every process of a multi-host job reaches the barrier ``name`` (the same name on
+    all of them); a no-op in a single process. It runs over the collectives, so a dead process
+    fails it (after the distributed heartbeat timeout at the latest) instead of hanging it."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def masked_loss_sums(logits: jax.Array, targets: jax.Array, weights: jax.Array):

@@ -16,7 +16,7 @@ class _TrainOrSubcommand(click.Group):
     runs a subcommand. Click cannot mix a variadic argument with subcommands, so the overrides
     are taken out of the arguments here when the first positional is not a subcommand."""
 
-    _VALUED = ("--config", "-c", "--out")
+    _VALUED = ("--config", "-c", "--out", "--coordinator", "--num-processes", "--process-id", "--heartbeat-timeout")
 
     def parse_args(self, ctx, args):
         positional, rest, i = [], [], 0
@@ -41,9 +41,17 @@ class _TrainOrSubcommand(click.Group):
 @click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in the run directory.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run directory (overrides out_dir).")
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
+@click.option("--coordinator", metavar="HOST:PORT|auto",
+              help="Multi-process run: process 0's address (every process passes the same), or `auto` for "
+                   "JAX's cluster detection (TPU pod slice). Slurm (srun) and mpirun are detected without it.")
+@click.option("--num-processes", type=int, help="Multi-process run: the number of processes.")
+@click.option("--process-id", type=int, help="Multi-process run: this process's id, 0..N-1 (0 writes the outputs).")
+@click.option("--heartbeat-timeout", type=int, default=60, show_default=True,
+              help="Multi-process run: seconds without a heartbeat before a process counts as dead and the job fails.")
 @click.pass_context
 @user_errors
-def pretrain(ctx, config_name, resume, out_dir, print_config):
+def pretrain(ctx, config_name, resume, out_dir, print_config, coordinator, num_processes, process_id,
+             heartbeat_timeout):
     """Pre-train a RoBERTa masked LM (JAX/Flax) on sampled shards.
 
     Usage: bench pretrain [--config NAME|PATH] [--out DIR] [--resume] [section.key=value ...]
@@ -62,6 +70,9 @@ def pretrain(ctx, config_name, resume, out_dir, print_config):
           --out runs/base-512
       bench pretrain export runs/tiny/checkpoints/step_00000300 models/tiny-gaussian
       bench pretrain tokenizer --data out/gaussian/data --vocab-size 50265 --out tokenizers/gaussian
+      # 2 processes (here on one machine); on a cluster see docs/scale.md
+      bench pretrain --config tiny --coordinator 127.0.0.1:12355 --num-processes 2 --process-id 0 &
+      bench pretrain --config tiny --coordinator 127.0.0.1:12355 --num-processes 2 --process-id 1
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -72,29 +83,52 @@ def pretrain(ctx, config_name, resume, out_dir, print_config):
     if print_config:
         click.echo(cfg.to_yaml())
         return
+    from pretraining import distributed
+
+    distributed.initialize(distributed.detect(coordinator, num_processes, process_id),
+                           heartbeat_timeout=heartbeat_timeout)
     from pretraining.train import train
 
-    click.echo(json.dumps(train(cfg, resume=resume), indent=2))
+    try:
+        summary = train(cfg, resume=resume)
+    except distributed.PeerLost as err:
+        distributed.exit_now(err)
+    if distributed.is_main():
+        click.echo(json.dumps(summary, indent=2))
 
 
 @pretrain.command("export")
 @click.argument("checkpoint_dir", type=click.Path(exists=True, file_okay=False))
-@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.argument("out_dir", required=False, type=click.Path(file_okay=False))
+@click.option("--pytorch", is_flag=True,
+              help="Require PyTorch weights (model.safetensors); with one directory, add them to that existing export.")
 @user_errors
-def export_cmd(checkpoint_dir, out_dir):
+def export_cmd(checkpoint_dir, out_dir, pytorch):
     """Export a checkpoint (or a run directory's latest) as a Hugging Face model directory.
 
-    The result loads with transformers.FlaxAutoModelForMaskedLM.from_pretrained(OUT_DIR) and holds
-    bertin_pretraining.json (steps, tokens_seen, seq_len, config, data, tokenizer, provenance).
+    The result loads with transformers.FlaxAutoModelForMaskedLM.from_pretrained(OUT_DIR) and, when
+    torch is installed, with AutoModelForMaskedLM / pipeline("fill-mask") too (model.safetensors).
+    It holds bertin_pretraining.json (steps, tokens_seen, seq_len, config, data, tokenizer,
+    provenance): the only file with dates and paths, so two exports of one checkpoint are otherwise
+    byte-identical.
 
     \b
     Examples:
       bench pretrain export runs/tiny/checkpoints/step_00000300 models/tiny
       bench pretrain export runs/tiny models/tiny        # latest checkpoint of the run
+      bench pretrain export --pytorch models/tiny        # add PyTorch weights to an export
     """
-    from pretraining.checkpoint import export_hf
+    from pretraining import checkpoint
 
-    click.echo(str(export_hf(checkpoint_dir, out_dir)))
+    if out_dir is None:
+        if not pytorch:
+            raise click.UsageError("missing OUT_DIR (or pass --pytorch EXPORT_DIR to add PyTorch weights to an export)")
+        click.echo(str(checkpoint.add_pytorch_weights(checkpoint_dir)))
+        return
+    click.echo(str(checkpoint.export_hf(checkpoint_dir, out_dir, pytorch=True if pytorch else None)))
+    if not checkpoint.torch_available():
+        click.echo(f"no PyTorch weights (torch is not installed): pip install 'bertin-bench[torch]', then "
+                   f"bench pretrain export --pytorch {out_dir}", err=True)
 
 
 @pretrain.command("tokenizer")

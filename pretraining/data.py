@@ -275,34 +275,43 @@ class MaskSpec:
                    special_ids=tuple(sorted(set(tokenizer.all_special_ids))), mlm_probability=mlm_probability)
 
 
-def mask_tokens(input_ids: np.ndarray, rng: np.random.Generator, spec: MaskSpec) -> dict[str, np.ndarray]:
+def mask_tokens(input_ids: np.ndarray, rng: np.random.Generator, spec: MaskSpec,
+                rows: slice | None = None) -> dict[str, np.ndarray]:
     """Dynamic MLM masking of a [B, L] batch (see module doc). Returns the model inputs and both
     label layouts: ``labels`` [B, L] (-100 = not predicted) for a full-logits loss, and
-    ``mlm_positions``/``mlm_ids``/``mlm_weights`` [B, K] for the masked-positions-only output."""
+    ``mlm_positions``/``mlm_ids``/``mlm_weights`` [B, K] for the masked-positions-only output.
+
+    ``rows`` masks only those rows of the batch (one process's share on several hosts), exactly
+    as masking the whole batch would: the random draws always have the whole batch's shape, and
+    everything after them is row by row."""
     input_ids = np.asarray(input_ids, dtype=np.int32)
     B, L = input_ids.shape
     K = max_predictions(L, spec.mlm_probability)
+    # The three draws, in this order, for the whole batch (what makes ``rows`` exact).
+    scores = rng.random((B, L))
+    action = rng.random((B, K))
+    random_tokens = rng.integers(0, spec.vocab_size, size=(B, K), dtype=np.int32)
+    if rows is not None:
+        input_ids, scores, action, random_tokens = input_ids[rows], scores[rows], action[rows], random_tokens[rows]
+        B = len(input_ids)
     eligible = ~np.isin(input_ids, np.asarray(spec.special_ids + (spec.pad_id,), dtype=np.int32))
     n_eligible = eligible.sum(axis=1)
     n_mask = np.minimum(np.floor(n_eligible * spec.mlm_probability + 0.5).astype(np.int64), K)
     n_mask = np.where((n_eligible > 0) & (n_mask == 0), 1, n_mask)  # every row predicts something
     # A random order of the eligible positions; the first n_mask[row] are chosen.
-    scores = rng.random((B, L))
     scores[~eligible] = np.inf
     chosen = np.argsort(scores, axis=1, kind="stable")[:, :K]
     valid = np.arange(K)[None, :] < n_mask[:, None]
     positions = np.where(valid, np.sort(np.where(valid, chosen, L), axis=1), 0)
     # (sorting keeps the valid entries first, so ``valid`` still marks them)
-    rows = np.broadcast_to(np.arange(B)[:, None], (B, K))
-    original = input_ids[rows, positions]
+    row_of = np.broadcast_to(np.arange(B)[:, None], (B, K))
+    original = input_ids[row_of, positions]
 
     masked = input_ids.copy()
-    action = rng.random((B, K))
-    random_tokens = rng.integers(0, spec.vocab_size, size=(B, K), dtype=np.int32)
     replacement = np.where(action < 0.8, spec.mask_id, np.where(action < 0.9, random_tokens, original))
-    masked[rows[valid], positions[valid]] = replacement[valid]
+    masked[row_of[valid], positions[valid]] = replacement[valid]
     labels = np.full((B, L), -100, dtype=np.int32)
-    labels[rows[valid], positions[valid]] = original[valid]
+    labels[row_of[valid], positions[valid]] = original[valid]
     return {
         "input_ids": masked,
         "attention_mask": (input_ids != spec.pad_id).astype(np.int32),
@@ -315,18 +324,44 @@ def mask_tokens(input_ids: np.ndarray, rng: np.random.Generator, spec: MaskSpec)
 
 # ----------------------------------------------------------------------------- batches
 
+@dataclass(frozen=True)
+class ProcessBatch:
+    """One process's share of a training step's global batch."""
+
+    step: int
+    arrays: dict[str, np.ndarray]  # this process's rows of the masked global batch
+    position: Position  # the data position after the whole global batch
+    tokens: int  # non-padding tokens of the whole global batch (what ``tokens_seen`` counts)
+    blocks: tuple[tuple[int, int, int, int], ...]  # ids (epoch, file_pos, line, index) of this process's rows
+
+
+def process_batches(stream: BlockStream, batch_size: int, spec: MaskSpec, *, seed: int, rows: slice,
+                    start_step: int = 0, start: Position = Position()) -> Iterator[ProcessBatch]:
+    """This process's ``rows`` of every global batch from ``start_step``, endless.
+
+    Every process walks the same deterministic block stream (reading and tokenizing it costs each
+    host what it costs a single host) and masks and ships only its rows, so each block of an epoch
+    is trained on by exactly one process, and the global batch -- hence the loss -- does not depend
+    on the number of processes. A block's id is its chunk's start and its index in the chunk."""
+    stream_blocks = stream.train_blocks(start)
+    step = start_step
+    mine = range(batch_size)[rows]
+    while True:
+        pairs = list(itertools.islice(stream_blocks, batch_size))  # (block, position after it)
+        block_rows = np.stack([b for b, _ in pairs])
+        arrays = mask_tokens(block_rows, np.random.default_rng([seed, step, 1]), spec, rows=rows)
+        ids = tuple((p.epoch, p.file_pos, p.line, p.block - 1) for _, p in (pairs[i] for i in mine))
+        yield ProcessBatch(step, arrays, pairs[-1][1], int((block_rows != spec.pad_id).sum()), ids)
+        step += 1
+
+
 def train_batches(stream: BlockStream, batch_size: int, spec: MaskSpec, *, seed: int,
                   start_step: int = 0, start: Position = Position()) -> Iterator[tuple[int, dict, Position]]:
-    """(step, masked batch, data position after it) from ``start_step``, endless."""
-    blocks = stream.train_blocks(start)
-    step = start_step
-    while True:
-        rows, pos = [], start
-        for block, pos in itertools.islice(blocks, batch_size):
-            rows.append(block)
-        batch = mask_tokens(np.stack(rows), np.random.default_rng([seed, step, 1]), spec)
-        yield step, batch, pos
-        step += 1
+    """(step, masked batch, data position after it) from ``start_step``, endless: the whole batch
+    (one process holding every row)."""
+    for b in process_batches(stream, batch_size, spec, seed=seed, rows=slice(0, batch_size),
+                             start_step=start_step, start=start):
+        yield b.step, b.arrays, b.position
 
 
 def eval_batches(blocks: np.ndarray, batch_size: int, spec: MaskSpec, seed: int) -> list[dict]:

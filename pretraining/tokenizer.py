@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import shutil
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -20,8 +21,12 @@ log = logging.getLogger(__name__)
 
 # RoBERTa's special tokens, in the order that gives them ids 0..4 (as in roberta-base and BERTIN).
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
 TRAINED_INFO = "bertin_tokenizer.json"
+# The files that make a tokenizer (what ``from_pretrained`` reads). A source folder may hold more
+# (BERTIN's has a model card, PROVENANCE.md, a licence and the 12-layer model's config.json): those
+# describe another artefact, so they are neither copied into checkpoints nor part of its identity.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json")
 
 
 def load_tokenizer(path: str | Path):
@@ -40,6 +45,26 @@ def load_tokenizer(path: str | Path):
     if missing:
         raise ValueError(f"tokenizer {path} lacks RoBERTa special tokens {missing}")
     return tok
+
+
+def tokenizer_files(path: str | Path) -> list[Path]:
+    """The tokenizer files of a directory (see ``TOKENIZER_FILES``), in that order."""
+    path = Path(path)
+    found = [path / f for f in TOKENIZER_FILES if (path / f).is_file()]
+    if not any(f.name in ("tokenizer.json", "vocab.json") for f in found):
+        raise FileNotFoundError(f"{path} is not a tokenizer directory (no tokenizer.json or vocab.json)")
+    return found
+
+
+def copy_tokenizer(src: str | Path, dst: str | Path) -> Path:
+    """Copy the tokenizer files of ``src`` (and the record of a tokenizer trained here) into the
+    new directory ``dst``; nothing else of ``src`` comes along."""
+    src, dst = Path(src), Path(dst)
+    dst.mkdir(parents=True)
+    extra = [src / TRAINED_INFO] if (src / TRAINED_INFO).is_file() else []
+    for f in tokenizer_files(src) + extra:
+        shutil.copyfile(f, dst / f.name)
+    return dst
 
 
 def check_vocab(tokenizer, vocab_size: int, where: str = "model.vocab_size") -> None:

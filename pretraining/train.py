@@ -3,9 +3,11 @@
 Data parallelism uses a 1-D ``jax.sharding.Mesh`` over all devices
 (:class:`bertin_bench.jaxtools.DataParallel`): parameters and optimizer state are replicated, the
 global batch (``training.batch_size``, whatever the device count) is sharded along its first axis,
-and XLA inserts the gradient all-reduce. Several hosts join through ``jax.distributed.initialize()``
-when the usual environment says so; every host builds the same global batch from the
-(deterministic) stream and feeds its own slice.
+and XLA inserts the gradient all-reduce. Several processes (hosts) join through
+:mod:`pretraining.distributed`; each walks the same deterministic block stream but masks and feeds
+only its own rows of the global batch, so the numbers do not depend on the process count. Process
+0 alone writes (tokenizer, config, metrics, checkpoints, summary); the others wait for it at
+barriers (:func:`bertin_bench.jaxtools.sync`).
 
 :func:`train` reads top to bottom like nanoGPT's ``train.py``: set-up (run directory, data,
 tokenizer, model, state), then one loop whose phases are step / log / evaluate / checkpoint / stop.
@@ -13,10 +15,10 @@ tokenizer, model, state), then one loop whose phases are step / log / evaluate /
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -32,14 +34,17 @@ from bertin_bench import jaxtools, paths
 from bertin_bench.io import read_json, write_text_atomic
 from bertin_bench.jaxtools import decay_mask
 from bertin_bench.provenance import hash_file
-from pretraining import checkpoint
+from pretraining import checkpoint, distributed
 from pretraining.config import PretrainConfig, from_dict
-from pretraining.data import BlockStream, MaskSpec, Position, Prefetcher, eval_batches, resolve_files, train_batches
+from pretraining.data import BlockStream, MaskSpec, Position, Prefetcher, eval_batches, process_batches, resolve_files
 from pretraining.model import DTYPES, MaskedLM, batch_loss_sums, init_params, roberta_config
 from pretraining.plots import METRICS_FILE, plot_loss_curve, read_metrics
 from pretraining.tokenizer import TRAINED_INFO, check_vocab, load_tokenizer, train_bpe
 
 log = logging.getLogger(__name__)
+# The ids of the blocks each process trains on, one debug line per step (``bench -vv``): the
+# multi-host tests check with it that every block of an epoch is used once across processes.
+block_log = logging.getLogger(__name__ + ".blocks")
 
 # Peak dense bf16 FLOP/s per device for the MFU estimate (vendor datasheets, no sparsity).
 PEAK_FLOPS = {"h100": 989e12, "h200": 989e12, "a100": 312e12, "l4": 121e12, "a10": 125e12,
@@ -50,19 +55,6 @@ class NonFiniteLossError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- set-up helpers
-
-def maybe_initialize_distributed() -> None:
-    """Join a multi-host job when the environment describes one (explicit coordinator, or SLURM /
-    Open MPI with several tasks); a single process does nothing."""
-    if getattr(jax.distributed, "is_initialized", lambda: False)():
-        return
-    explicit = os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("COORDINATOR_ADDRESS")
-    slurm = int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_STEP_NODELIST" in os.environ
-    mpi = int(os.environ.get("OMPI_COMM_WORLD_SIZE", "1")) > 1
-    if explicit or slurm or mpi:
-        jax.distributed.initialize()
-        log.info("process %d of %d", jax.process_index(), jax.process_count())
-
 
 def learning_rate_schedule(cfg: PretrainConfig) -> optax.Schedule:
     """Linear warm-up to the peak, then linear decay to ``end_learning_rate`` at the last step."""
@@ -296,17 +288,18 @@ def _data_identity(files: list[Path]) -> dict:
     return {"files": [str(f.resolve()) for f in files], "sha256": [hash_file(f) for f in files]}
 
 
-def _prepare_tokenizer(cfg: PretrainConfig, run_dir: Path, files: list[Path]) -> tuple[Any, Path, str]:
+def _prepare_tokenizer(cfg: PretrainConfig, run_dir: Path, files: list[Path], is_main: bool) -> tuple[Any, Path, str]:
     if cfg.tokenizer.path:
         tok_dir = paths.resolve(cfg.tokenizer.path)
         source = cfg.tokenizer.path
     else:
         tok_dir = run_dir / "tokenizer"
         source = "trained byte-level BPE"
-        if not (tok_dir / "tokenizer.json").exists():
+        if is_main and not (tok_dir / "tokenizer.json").exists():
             log.info("training a %d-token byte-level BPE on %d shard(s)", cfg.tokenizer.vocab_size, len(files))
             train_bpe(files, tok_dir, cfg.tokenizer.vocab_size, min_frequency=cfg.tokenizer.min_frequency,
                       max_docs=cfg.tokenizer.train_docs, text_field=cfg.data.text_field)
+        jaxtools.sync("tokenizer trained")  # the other processes load what process 0 wrote
     tok = load_tokenizer(tok_dir)
     check_vocab(tok, cfg.model.vocab_size)
     return tok, tok_dir, source
@@ -345,9 +338,9 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
     """
     t_start = time.time()
     cfg.validate()
-    maybe_initialize_distributed()
+    distributed.ensure_initialized()
     run_dir, t, total = Path(cfg.out_dir), cfg.training, cfg.total_steps
-    is_main = jax.process_index() == 0
+    is_main = distributed.is_main()
 
     # The run directory: a new run, or (--resume) the same config continued from its latest checkpoint.
     latest = checkpoint.latest_checkpoint(run_dir)
@@ -355,11 +348,13 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
     if latest is not None:
         saved = from_dict(yaml.safe_load((latest / "config.yaml").read_text(encoding="utf-8")))
         _check_resume_config(cfg, saved, latest)
+    jaxtools.sync("run directory checked")  # every process saw it before process 0 writes into it
 
     # Data and tokenizer.
     files = resolve_files(cfg.data.train_files)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tok, tok_dir, tok_source = _prepare_tokenizer(cfg, run_dir, files)
+    if is_main:  # the others only read the run directory (process 0's tokenizer, checkpoints)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    tok, tok_dir, tok_source = _prepare_tokenizer(cfg, run_dir, files, is_main)
     spec = MaskSpec.from_tokenizer(tok, t.mlm_probability)
     stream = BlockStream(files, tok, t.seq_len, eval_docs=cfg.data.eval_docs,
                          shuffle_buffer_blocks=cfg.data.shuffle_buffer_blocks, seed=cfg.data.seed,
@@ -374,6 +369,8 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
 
     # Model, optimizer and state: fresh, a new phase from training.init_from, or resumed.
     dp = DataParallel(t.batch_size, t.grad_accum)
+    rows = dp.local_rows(t.batch_size)
+    log.info("topology: %s", distributed.describe(distributed.topology(t.batch_size, rows)))
     module = MaskedLM(roberta_config(cfg.model, tok), dtype=DTYPES[cfg.model.dtype])
     tx = make_optimizer(cfg)
     params = init_params(module, t.seq_len, t.seed)
@@ -399,7 +396,8 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
                       donate_argnums=0, out_shardings=(dp.replicated, dp.replicated))
     eval_fn = jax.jit(make_eval_step(module, masked_only=t.masked_only_logits))
     config_yaml = cfg.to_yaml()
-    write_text_atomic(run_dir / "config.yaml", config_yaml)
+    if is_main:
+        write_text_atomic(run_dir / "config.yaml", config_yaml)
     metrics.start_window()
 
     # evaluate: the untrained model once, so the held-out curve starts at step 0
@@ -409,16 +407,23 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
 
     bar = tqdm(total=total, initial=start_step, desc=f"pretrain {cfg.name}", unit="step",
                disable=not (cfg.logging.progress and is_main), dynamic_ncols=True)
-    batches = Prefetcher(train_batches(stream, t.batch_size, spec, seed=cfg.data.seed, start_step=start_step,
-                                       start=position), depth=cfg.data.prefetch_batches)
+    batches = Prefetcher(process_batches(stream, t.batch_size, spec, seed=cfg.data.seed, rows=rows,
+                                         start_step=start_step, start=position), depth=cfg.data.prefetch_batches)
     step, pos, last_ckpt = start_step, position, latest
-    try:
-        for batch_step, batch, pos in batches if start_step < total else ():
-            # step: one update on the global batch; its metrics stay on the device until logged
-            n_tokens = int(batch["attention_mask"].sum())
-            state, step_metrics = step_fn(state, dp.put_batch(batch))
-            step, tokens_seen = batch_step + 1, tokens_seen + n_tokens
-            metrics.add(step, step_metrics, n_tokens)
+
+    def how_far() -> str:  # for the message when another process of the job dies
+        return (f"Stopped after step {step}; resume from {last_ckpt} with --resume" if last_ckpt
+                else f"Stopped after step {step}, before the first checkpoint")
+
+    with distributed.peer_failures(how_far), contextlib.closing(batches), bar:
+        for b in batches if start_step < total else ():
+            # step: one update on the global batch (this process feeds its rows); its metrics stay
+            # on the device until logged
+            state, step_metrics = step_fn(state, dp.put_batch(b.arrays, t.batch_size))
+            step, tokens_seen, pos = b.step + 1, tokens_seen + b.tokens, b.position
+            if block_log.isEnabledFor(logging.DEBUG):
+                block_log.debug("process %d step %d blocks %s", jax.process_index(), step, json.dumps(b.blocks))
+            metrics.add(step, step_metrics, b.tokens)
             bar.update(1)
             last = step >= total
             do_eval = bool(eval_set) and (step % cfg.logging.eval_every == 0 or last)
@@ -434,28 +439,27 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
             if do_eval:
                 last_eval = {"step": step, **evaluate(eval_fn, state["params"], eval_set, dp)}
                 metrics.write(last_eval)
-                bar.write(f"step {step}: eval loss {last_eval['eval_loss']:.4f} "
-                          f"ppl {last_eval['eval_perplexity']:.1f} acc {last_eval['eval_accuracy']:.3f}")
                 if is_main:
+                    bar.write(f"step {step}: eval loss {last_eval['eval_loss']:.4f} "
+                              f"ppl {last_eval['eval_perplexity']:.1f} acc {last_eval['eval_accuracy']:.3f}")
                     _plot(run_dir)
 
-            # checkpoint: the full state and where the data stream is, published in one rename
+            # checkpoint: the full state and where the data stream is, published in one rename by
+            # process 0; the others wait, so no process runs ahead of a checkpoint it could lose
             if do_ckpt:
-                last_ckpt = checkpoint.step_dir(run_dir, step)
                 if is_main:
                     metadata = {"tokens_seen": tokens_seen, "data_position": pos.to_dict(), "epoch": pos.epoch,
                                 **identity, "eval": last_eval, "total_steps": total}
                     checkpoint.save_checkpoint(run_dir, step, state, metadata, config_yaml, tok_dir,
                                                cfg.checkpointing.keep_last)
+                jaxtools.sync(f"checkpoint {step}")
+                last_ckpt = checkpoint.step_dir(run_dir, step)
 
             # stop: after the last step (or where a test simulates a kill)
             if interrupt_at_step is not None and step >= interrupt_at_step:
                 raise KeyboardInterrupt(f"interrupted after step {step} (interrupt_at_step)")
             if last:
                 break
-    finally:
-        batches.close()
-        bar.close()
 
     # The summary: what the last checkpoint holds (the loop always checkpoints its last step).
     if is_main:
@@ -467,7 +471,9 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
         "final_eval_loss": final_eval.get("eval_loss"), "final_eval_accuracy": final_eval.get("eval_accuracy"),
         "seconds": time.time() - t_start, "epoch": pos.epoch,
     }
-    write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if is_main:
+        write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    jaxtools.sync("run finished")  # nobody exits (and ends the job) before process 0 wrote everything
     return summary
 
 
