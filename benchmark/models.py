@@ -352,6 +352,19 @@ def _read_config(directory: Path) -> dict:
     return config
 
 
+# The files that define what a local model computes. Not the export info (it records dates), not
+# other weight formats than the one loaded (adding model.safetensors to a Flax export later does not
+# make it another model), not a README or logs.
+_DEFINING_FILES = {"config.json", "tokenizer.json", "vocab.json", "merges.txt", "vocab.txt", "tokenizer_config.json",
+                   "special_tokens_map.json", "added_tokens.json", "sentencepiece.bpe.model", "spiece.model"}
+
+
+def model_content_hash(path: Path, weights_file: Path) -> str:
+    """A local model's identity: the content of its config, tokenizer and the weight file loaded,
+    so two exports of one checkpoint (which differ only in their export dates) are one model."""
+    return hash_dir(path, include=_DEFINING_FILES | {Path(weights_file).relative_to(path).as_posix()})
+
+
 def _resolve_local(path: Path, model_name: str | None, from_pt: bool | None) -> ResolvedModel:
     if not path.is_dir():
         raise ModelError(f"{path}: model directory does not exist")
@@ -363,7 +376,8 @@ def _resolve_local(path: Path, model_name: str | None, from_pt: bool | None) -> 
         raise ModelError(str(err)) from None
     return ResolvedModel(
         model_name or path.resolve().name, "local", str(path.resolve()), local_path=str(path.resolve()),
-        content_hash=hash_dir(path), family=config.get("model_type"), weights=fmt, weights_file=str(weights),
+        content_hash=model_content_hash(path, weights), family=config.get("model_type"), weights=fmt,
+        weights_file=str(weights),
         pretraining_tokens=(info or {}).get("tokens_seen"), pretraining=info,
     )
 

@@ -80,11 +80,15 @@ def hash_file(path: str | os.PathLike, algo: str = "sha256", chunk: int = 1 << 2
     return h.hexdigest()
 
 
-def hash_dir(path: str | os.PathLike, algo: str = "sha256") -> str:
-    """Content hash of a directory: relative names and file contents, in sorted order."""
+def hash_dir(path: str | os.PathLike, algo: str = "sha256", include: "set[str] | None" = None) -> str:
+    """Content hash of a directory: relative names and file contents, in sorted order; ``include``:
+    only the files with these relative names (those that define a model, say, not its logs)."""
     root = Path(path)
     h = hashlib.new(algo)
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+    files = (p for p in root.rglob("*") if p.is_file())
+    if include is not None:
+        files = (p for p in files if p.relative_to(root).as_posix() in include)
+    for file in sorted(files):
         h.update(str(file.relative_to(root)).encode())
         h.update(hash_file(file, algo).encode())
     return h.hexdigest()

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -405,8 +406,11 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
         last_eval = {"step": 0, **evaluate(eval_fn, state["params"], eval_set, dp)}
         metrics.write(last_eval)
 
+    # a bar only on a terminal: redirected to a log, tqdm's carriage returns make one endless line,
+    # so a log gets one plain line per log interval instead
+    interactive = cfg.logging.progress and is_main and sys.stderr.isatty()
     bar = tqdm(total=total, initial=start_step, desc=f"pretrain {cfg.name}", unit="step",
-               disable=not (cfg.logging.progress and is_main), dynamic_ncols=True)
+               disable=not interactive, dynamic_ncols=True)
     batches = Prefetcher(process_batches(stream, t.batch_size, spec, seed=cfg.data.seed, rows=rows,
                                          start_step=start_step, start=position), depth=cfg.data.prefetch_batches)
     step, pos, last_ckpt = start_step, position, latest
@@ -432,8 +436,12 @@ def train(cfg: PretrainConfig, *, resume: bool = False, interrupt_at_step: int |
             # log: every log_every steps, and before any evaluation or checkpoint (never save a NaN)
             if step % cfg.logging.log_every == 0 or do_eval or do_ckpt:
                 record = metrics.flush(step, tokens_seen, last_ckpt)
-                if record:
+                if record and not bar.disable:
                     bar.set_postfix(_postfix(record))
+                elif record and is_main and cfg.logging.progress:
+                    tqdm.write(f"step {step}/{total}: loss {record['loss']:.4f} acc {record['accuracy']:.3f} "
+                               f"lr {record['learning_rate']:.2e} {record['tokens_per_s']:.0f} tok/s"
+                               + (f" mfu {record['mfu']:.1%}" if "mfu" in record else ""), file=sys.stderr)
 
             # evaluate: the held-out loss, and a fresh loss curve
             if do_eval:

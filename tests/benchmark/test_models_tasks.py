@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import shutil
 
 import numpy as np
@@ -94,8 +95,18 @@ def test_local_model_records_hash_and_pretraining_tokens(tmp_path, tiny_roberta_
     r = resolve_model(ours, model_name="gaussian-tiny")
     assert (r.name, r.source, r.pretraining_tokens, r.from_pt) == ("gaussian-tiny", "local", 123456, False)
     assert r.pretraining == {"tokens_seen": 123456, "strategy": "gaussian"} and len(r.content_hash) == 64
-    info.write_text(json.dumps({"tokens_seen": 1}))
+    # the identity is what the model computes: config, tokenizer, the weights loaded -- not the
+    # export's dated record or a README (two exports of one checkpoint are one model) ...
+    info.write_text(json.dumps({"tokens_seen": 1, "provenance": {"date": "another day"}}))
+    (ours / "README.md").write_text("notes")
+    assert resolve_model(ours).content_hash == r.content_hash
+    # ... while other weights are another model
+    weights = Path(r.weights_file)
+    blob = bytearray(weights.read_bytes())
+    blob[-1] ^= 0xFF  # one byte of the weights, flipped
+    weights.write_bytes(bytes(blob))
     assert resolve_model(ours).content_hash != r.content_hash
+    info.write_text(json.dumps({"tokens_seen": 123456, "strategy": "gaussian"}))
     info.write_text('{"tokens_seen": \n oops}')
     with pytest.raises(ModelError, match=rf"{info.name}:2: invalid JSON"):
         resolve_model(ours)
