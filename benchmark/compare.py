@@ -4,7 +4,8 @@ against a reference arm and against the never-pre-trained floor, from result fil
 The main test is the **Multi-Bootstrap** (:mod:`benchmark.multibootstrap`): it resamples
 pre-training seeds and test examples together, so a difference is significant only when it beats
 the model-to-model variance that a data-selection strategy must beat. Its p-values are
-Holm-adjusted over every comparison of the table. With one pre-training seed per arm the table says
+Holm-adjusted over the table's comparisons with the reference, and separately over those with the
+floor (a study adjusts over all its tasks and domains together: ``study.report``). With one pre-training seed per arm the table says
 "fixed checkpoints: pre-training variance not measured" and flags nothing.
 
 Two older tests stay as clearly labelled secondary columns; both hold every checkpoint fixed:
@@ -38,7 +39,7 @@ NO_SIGNAL = "no signal at this scale"
 _SEED_SUFFIX = re.compile(r"^(?P<arm>.+)-s(?P<seed>\d+)$")
 
 
-def _runs_by_model(results_dir) -> dict:
+def runs_by_model(results_dir) -> dict:
     """{model name: {setting key: [FinetuneResult, ...]}}, keyed by model identity: two different
     models recorded under one name are two entries (``name#<identity>``), never one merged row."""
     out: dict = {}
@@ -182,7 +183,7 @@ def compare_arms(arms: Mapping[str, Sequence[str]], results_dir: str | Path = "r
             raise KeyError(f"{name!r} is not one of the arms {list(arms)}")
     strategies = [a for a in arms if a not in controls]
     reference = reference or (strategies[0] if strategies else next(iter(arms)))
-    runs = _runs_by_model(results_dir)
+    runs = runs_by_model(results_dir)
     for arm, models in arms.items():
         for m in models:
             if m not in runs:
@@ -238,11 +239,10 @@ def compare_arms(arms: Mapping[str, Sequence[str]], results_dir: str | Path = "r
         df[prefix + "significant"] = [
             bool(not math.isnan(p) and p < alpha) for p in df[prefix + "p_holm"]]
     sig = pd.DataFrame(signal)
-    sig["beats_floor"] = [_beats_floor(df, s, floor) for s in sig["setting"]]
     sig["mdd"] = [float(np.nanmedian(df[(df.setting == s) & (df.arm != reference)]["mdd"]))
                   if (df[(df.setting == s) & (df.arm != reference)]["mdd"].notna().any()) else math.nan
                   for s in sig["setting"]]
-    sig["verdict"] = [_verdict(row, floor) for _, row in sig.iterrows()]
+    task_verdicts(df, sig, floor)
     out = Path(out_dir) if out_dir else Path(results_dir) / "compare" / "_vs_".join(results.slug(a) for a in arms)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "compare.csv", df.to_csv(index=False))
@@ -250,6 +250,14 @@ def compare_arms(arms: Mapping[str, Sequence[str]], results_dir: str | Path = "r
     write_text_atomic(out / "compare.md", to_markdown(df, sig, reference=reference, floor=floor, nboot=nboot, alpha=alpha))
     plot(df, out / "compare.png", reference=reference, floor=floor)
     return df, sig
+
+
+def task_verdicts(df, sig, floor: str | None) -> None:
+    """Set ``beats_floor`` and ``verdict`` of the task-signal table ``sig`` from the comparisons in
+    ``df`` (its ``floor_significant`` column: Holm over this table, or over a whole study when the
+    study has re-adjusted it)."""
+    sig["beats_floor"] = [_beats_floor(df, s, floor) for s in sig["setting"]]
+    sig["verdict"] = [_verdict(row, floor) for _, row in sig.iterrows()]
 
 
 def _beats_floor(df, setting: str, floor: str | None):
@@ -277,7 +285,7 @@ def compare_models(models: list[str], results_dir: str | Path = "results", out_d
     reference. A model alone is an arm of one pre-training seed."""
     if len(models) < 2:
         raise ValueError("compare needs at least two models")
-    available = list(_runs_by_model(results_dir))
+    available = list(runs_by_model(results_dir))
     arms = resolve_arms(models, available)
     return compare_arms(arms, results_dir, out_dir, nboot=nboot, seed=seed, **kwargs)
 

@@ -69,7 +69,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("hub_id", "str", "Hub id of the model (empty for local directories)"),
     ("revision", "str", "the Hub commit scored (resolved at load time, else the revision asked for), or the tag the "
                         "source names; empty when unknown"),
-    ("weights", "str", "`flax` or `pt` (PyTorch weights converted at load time); empty for reported"),
+    ("weights", "str", "the weight file loaded: `flax`, `safetensors` or `pt`; empty for reported"),
     ("identity", "str", "`benchmark.results.model_identity`: `local:<content hash>` or `hub:<id>[@<commit>]`"),
     ("source", "str", "reported: URL or citation of the number; measured: empty"),
     ("note", "str", "reported: `*` (a repeated run, BERTIN's card) and caveats; measured: file overrides"),

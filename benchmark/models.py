@@ -17,12 +17,9 @@ changed snapshot is a different model (its runs are redone, never reused).
 
 Reported scores
 ---------------
-The BERTIN model card (huggingface.co/bertin-project/bertin-roberta-base-spanish, README) changed
-many times in July 2021. The only tables whose rows we could read in full (through the Hub's commit
-pages, offline search) are cited below with their exact commit; the final card's tables (with
-MLDoc) could not be retrieved, so MLDoc and the rows we could not read are *left out*, not guessed.
-Scores marked ``repetition`` carry the card's ``*`` ("results marked with * indicate a repetition");
-PAWS-X 0.5765 is the majority-class accuracy, i.e. a failed fine-tuning run, as the card shows.
+Published scores (the BERTIN card's final Tables 3 and 4, the BETO README, PlanTL's MarIA table),
+each with its split, protocol and source, live in :mod:`benchmark.reported`; the leaderboard reads
+them from there. The per-revision card tables kept below are the card's history (July 2021).
 """
 
 from __future__ import annotations
@@ -356,7 +353,8 @@ def _read_config(directory: Path) -> dict:
 # other weight formats than the one loaded (adding model.safetensors to a Flax export later does not
 # make it another model), not a README or logs.
 _DEFINING_FILES = {"config.json", "tokenizer.json", "vocab.json", "merges.txt", "vocab.txt", "tokenizer_config.json",
-                   "special_tokens_map.json", "added_tokens.json", "sentencepiece.bpe.model", "spiece.model"}
+                   "special_tokens_map.json", "added_tokens.json", "sentencepiece.bpe.model", "spiece.model",
+                   "tokenizer.model"}
 
 
 def model_content_hash(path: Path, weights_file: Path) -> str:

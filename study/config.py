@@ -199,6 +199,17 @@ class StudyConfig:
             task_names(self.benchmark.tasks)
         except KeyError as err:
             errors.append(f"benchmark.tasks: {err.args[0]}")
+        from benchmark.tasks import check_hyperparameters, split_overrides
+        from pretraining.config import load_config
+
+        try:  # the fine-tuning overrides, with the key named (not after sampling and pre-training)
+            check_hyperparameters(split_overrides(self.benchmark.overrides)[0])
+        except (KeyError, ValueError) as err:
+            errors.append(f"benchmark.overrides: {err.args[0] if err.args else err}")
+        try:  # the preset and its overrides, checked before the first stage
+            load_config(self.pretraining.preset, self.pretraining.overrides)
+        except (FileNotFoundError, ValueError) as err:
+            errors.append(f"pretraining: {err}")
         for key in ("limit_train", "limit_eval"):
             value = getattr(self.benchmark, key)
             if value is not None and value < 1:

@@ -22,7 +22,7 @@ _LOCAL_KEYS = ("run_dir", "model_dir", "final_checkpoint")
 
 def write_report(study: "Study", boundaries, samples: dict, pretrained: dict, doc_stats: dict, docs: list[dict],
                  seconds: float) -> dict:
-    from benchmark.compare import compare_arms
+    from benchmark.compare import compare_arms, task_verdicts
     from benchmark.leaderboard import build_leaderboard, wide
 
     from study import plots
@@ -42,7 +42,9 @@ def write_report(study: "Study", boundaries, samples: dict, pretrained: dict, do
     if domains is not None:
         write_text_atomic(lay.heldout_by_source_csv, heldout_by_source(doc_stats, docs, cfg).to_csv(index=False))
     study_family(tasks, domains, alpha=cfg.alpha)
+    task_verdicts(tasks, signal, floor)  # the verdicts from the study-wide adjustment
     write_text_atomic(lay.comparison_dir / "compare.csv", tasks.to_csv(index=False))
+    write_text_atomic(lay.comparison_dir / "signal.csv", signal.to_csv(index=False))
     if domains is not None:
         write_text_atomic(lay.domains_csv, domains.to_csv(index=False))
     write_text_atomic(lay.evidence_md, evidence_markdown(cfg, tasks, signal, domains, reference=reference, floor=floor))
@@ -174,8 +176,9 @@ def evidence_markdown(cfg, tasks, signal, domains, *, reference: str, floor: str
              f"**{reference}**" + (f"; floor: **{floor}** (same architecture, tokenizer and seeds, never pre-trained)"
                                    if floor else "") + ".",
              f"Test: Multi-Bootstrap over pre-training seeds x examples ({cfg.nboot} draws; paired seeds), 95% "
-             f"percentile CI, two-sided p, Holm–Bonferroni over the study's {n_tests} comparisons with the reference "
-             f"(tasks and domains together) and separately over those with the floor; * = adjusted p < {cfg.alpha}. "
+             f"percentile CI, two-sided p. Holm–Bonferroni over the study's {n_tests} comparisons with the reference "
+             f"(tasks and domains together: one family), and separately over those with the floor (a second "
+             f"family, which also decides each task's verdict); * = adjusted p < {cfg.alpha}. "
              "MDD = minimum detectable difference at 80% power (2.8 x bootstrap SE)."]
     if len(seeds) < 2:
         lines += ["", "**One pre-training seed per arm: fixed checkpoints, pre-training variance not measured. "

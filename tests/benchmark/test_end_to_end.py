@@ -237,8 +237,12 @@ def test_cli_commands(bench_dir, tiny_roberta_dir):
     assert sum(line.startswith("pawsx_es ") for line in res.output.splitlines()) == 2
     res = cli.invoke(leaderboard_cmd, ["--results-dir", str(out), "--no-reported"])
     assert res.exit_code == 0 and "reported:" not in res.output and "tiny [subsampled" in res.output
-    res = cli.invoke(compare_cmd, ["tiny", "tiny-b", "--results-dir", str(out), "--test", "welch"])
-    assert res.exit_code == 0 and "Welch" in res.output and "compare.png" in res.output
+    res = cli.invoke(compare_cmd, ["tiny", "tiny-b", "--results-dir", str(out), "--nboot", "200"])
+    assert res.exit_code == 0 and "Multi-Bootstrap" in res.output and "Welch" in res.output
+    assert "fixed checkpoints" in res.output and "compare.png" in res.output
+    # a glob names an arm of several pre-trained models; no match is a clear error
+    res = cli.invoke(compare_cmd, ["tiny*", "nothing-s*", "--results-dir", str(out)])
+    assert res.exit_code == 1 and "no model with results matches 'nothing-s*'" in res.output
 
 
 def test_data_parallel_matches_single_device(bench_dir, tiny_roberta_dir, tmp_path):
