@@ -305,9 +305,12 @@ def to_markdown(df, sig, *, reference: str, floor: str | None, nboot: int, alpha
         f"Scores × 100 on the **test** split: mean over pre-training seeds of the mean over fine-tuning seeds, "
         f"± std over pre-training seeds. Δ = arm − reference. Main test: **Multi-Bootstrap** over pre-training "
         f"seeds × test examples ({nboot} draws, paired seeds when shared; 95% percentile CI; two-sided p), "
-        f"Holm–Bonferroni-adjusted over the {int(df['p'].notna().sum())} comparisons with the reference"
-        + (f" and, separately, the {int(df['floor_p'].notna().sum())} with the floor" if floor else "")
-        + f"; significant = adjusted p < {alpha}. MDD = minimum detectable difference at 80% power "
+        + (f"Holm–Bonferroni-adjusted over the {int(df['p'].notna().sum())} comparisons with the reference"
+           + (f" and, separately, the {int(df['floor_p'].notna().sum())} with the floor" if floor else "")
+           + f"; significant = adjusted p < {alpha}" if df["p"].notna().any() else
+           "no comparison is testable: one pre-trained model per arm (fixed checkpoints; the CIs below are "
+           "test-set noise only)")
+        + ". MDD = minimum detectable difference at 80% power "
           "(2.8 × bootstrap SE). Secondary columns hold every checkpoint fixed (test-set noise only, "
           "fine-tuning noise only) and cannot see pre-training variance.",
         "",

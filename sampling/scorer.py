@@ -138,6 +138,8 @@ def upgrade_identity(identity: dict) -> dict:
     return {**identity, "normalization": implied.to_dict()}
 
 
+_WARNED: set = set()  # (sentencepiece path, normalization) already warned about in this process
+
 class PerplexityScorer:
     """KenLM + sentencepiece document perplexity, lazily loaded and picklable.
 
@@ -274,7 +276,12 @@ class PerplexityScorer:
                      "to match how the LM was trained")
         if self.strict:
             raise ValueError(message)
-        log.warning("%s", message)
+        # once per process and model: a study builds a scorer per stage, and the same warning five
+        # times hides the rest of the output
+        seen = (self.sp_path, self.normalization)
+        if seen not in _WARNED:
+            _WARNED.add(seen)
+            log.warning("%s", message)
 
     def check_normalization(self) -> Conformance:
         """Load sentencepiece (if this mode uses it) and return the vocabulary check; under
