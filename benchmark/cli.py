@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from bertin_bench.errors import user_errors
+from bertin_bench.executor import executor_click_options
 
 
 def _parse_set(values: tuple[str, ...]) -> dict:
@@ -42,14 +45,22 @@ def _parse_set(values: tuple[str, ...]) -> dict:
 @click.option("--source", type=click.Choice(["auto", "local", "hub"]), default="auto", show_default=True,
               help="Task data: local files in the data directory, the Hub, or local when present.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when the output is a terminal).")
+@executor_click_options(workers_help="Runs (model, task, seed) at the same time, each in its own process with its own "
+                                     "GPUs or share of the CPU cores (--executor local); array slots (slurm); Ray "
+                                     "tasks in flight (ray).", gpus=True)
 @user_errors
 def run(model, tasks, seeds, epochs, lr, results_dir, force, overrides, limit_train, limit_eval, model_name, revision,
-        from_pt, source, progress):
+        from_pt, source, progress, **executor):
     """Fine-tune MODEL on Spanish tasks, several seeds; one result JSON per run.
 
     Runs already done (same model content or Hub commit, task version, hyperparameters, limits)
     are skipped, and say so; runs another `bench run` is doing are skipped too. The local data
     directory: `--data-dir DIR` or $BERTIN_DATA_DIR (default ../shared/data).
+
+    With --workers N > 1 or --executor slurm|ray, every run is a unit on datatrove's executor
+    (docs/scale.md): local processes each pinned to their GPUs or cores, one Slurm job array
+    (submitted, the command returns; rerun it to see what is left), or Ray tasks asking
+    --gpus-per-task/--cpus-per-task.
 
     \b
     Examples:
@@ -59,6 +70,10 @@ def run(model, tasks, seeds, epochs, lr, results_dir, force, overrides, limit_tr
       bench run -m bertin-gaussian -t xnli_es --set max_length=512 --set batch_size=16
       bench run -m xlm-roberta-base -t pawsx_es --epochs 3 --lr 2e-5
       bench run -m beto -t mldoc_es --set train_file=mldoc_es/spanish.train.5000
+      bench run -m beto -t bertin --seeds 5 --workers 4            # 4 runs at once, 1 GPU each
+      bench run -m beto -t bertin --seeds 5 --executor slurm --workers 16 --gpus-per-task 1 \\
+          --slurm-partition gpu --slurm-time 02:00:00
+      RAY_ADDRESS=auto bench run -m beto -t bertin --executor ray --workers 8 --gpus-per-task 1
     """
     # Everything the command line says is checked here, before JAX and transformers are imported
     # (~20 s): a typo fails at once.
@@ -73,13 +88,32 @@ def run(model, tasks, seeds, epochs, lr, results_dir, force, overrides, limit_tr
                 raise click.UsageError(f"--{'lr' if key == 'learning_rate' else key} {value} and --set {key}={settings[key]} disagree")
             settings[key] = value
 
-    from benchmark.runner import run_benchmark
+    from bertin_bench.executor import options_from_cli
 
-    paths = run_benchmark(
-        model, selected, seeds=seeds, results_dir=results_dir, force=force, overrides=settings,
-        limit_train=limit_train, limit_eval=limit_eval, model_name=model_name, from_pt=from_pt, data_source=source,
-        progress=progress, revision=revision, echo=lambda line: click.echo(line, err=True),
-    )
+    options = options_from_cli(**executor, slurm_job_name=f"bench-run-{model_name or Path(model).name}")
+    echo = lambda line: click.echo(line, err=True)  # noqa: E731
+    if options.kind == "local" and options.workers == 1:  # one after the other, in this process
+        from benchmark.runner import run_benchmark
+
+        paths = run_benchmark(
+            model, selected, seeds=seeds, results_dir=results_dir, force=force, overrides=settings,
+            limit_train=limit_train, limit_eval=limit_eval, model_name=model_name, from_pt=from_pt, data_source=source,
+            progress=progress, revision=revision, echo=echo,
+        )
+    else:
+        from benchmark.executors import run_matrix
+
+        done = run_matrix(
+            [(model, model_name)], selected, seeds=seeds, executor=options, results_dir=results_dir, force=force,
+            overrides=settings, limit_train=limit_train, limit_eval=limit_eval, from_pt=from_pt, data_source=source,
+            revision=revision, progress=False if progress is None else progress, echo=echo,
+        )
+        if done.submitted:
+            click.echo(f"submitted {len(done.units)} run(s) as one Slurm job array ({len(done.results)} of the matrix "
+                       f"done so far; logs in {done.logging_dir}). Rerun this command to see what is left or "
+                       "resubmit what failed; `bench leaderboard` reads whatever is done.")
+            return
+        paths = done.results
     from benchmark.results import FinetuneResult
 
     for path in paths:
@@ -123,33 +157,46 @@ def leaderboard(results_dir, group, no_reported):
 
 
 @click.command(context_settings={"max_content_width": 100})
-@click.argument("models", nargs=-1, required=True)
+@click.argument("arms", nargs=-1, required=True)
 @click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False))
 @click.option("--out-dir", type=click.Path(file_okay=False), help="Default: RESULTS_DIR/compare/<A>_vs_<B>.")
-@click.option("--test", type=click.Choice(["bootstrap", "welch", "both"]), default="both", show_default=True,
-              help="Paired bootstrap over test examples, Welch's t over seeds, or both.")
-@click.option("--n-boot", default=1000, show_default=True, type=click.IntRange(100), help="Bootstrap resamples.")
+@click.option("--reference", help="The arm every other is compared with (default: the first that is not the floor).")
+@click.option("--floor", help="The never-pre-trained arm every task is read against (e.g. study-none).")
+@click.option("--nboot", "--n-boot", default=1000, show_default=True, type=click.IntRange(100),
+              help="Multi-Bootstrap draws.")
+@click.option("--alpha", default=0.05, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Significance level, after Holm's adjustment over the table's comparisons.")
 @user_errors
-def compare(models, results_dir, out_dir, test, n_boot):
-    """Compare MODELS per task (the first is the reference): difference and significance.
+def compare(arms, results_dir, out_dir, reference, floor, nboot, alpha):
+    """Compare ARMS per task: Δ vs the reference (and the floor), 95% CI, MDD, Holm-adjusted p.
 
-    Writes compare.csv, compare.md and a bar chart compare.png.
+    An arm is a model name, a glob of the models that are its pre-training seeds
+    (``small-gaussian-s*``, called ``small-gaussian``) or ``NAME=GLOB``. The test is the
+    Multi-Bootstrap over pre-training seeds x test examples; with one pre-trained model per arm it
+    says "fixed checkpoints: pre-training variance not measured" and flags nothing. A fixed-checkpoint
+    bootstrap and Welch's t stay as labelled secondary columns. Writes compare.csv, compare.md,
+    signal.csv and a forest plot compare.png.
 
     \b
     Examples:
-      bench compare random stepwise gaussian
-      bench compare beto bertin-gaussian --test welch --out-dir results/figures
+      bench compare 'small-random-s*' 'small-stepwise-s*' 'small-gaussian-s*' --floor 'small-none-s*' \\
+          --results-dir results/studies/small
+      bench compare beto bertin-gaussian --out-dir results/figures
     """
-    from benchmark.compare import compare_models
-
-    df = compare_models(list(models), results_dir, out_dir=out_dir, test=test, n_boot=n_boot)
     from pathlib import Path
 
     from benchmark import results
+    from benchmark.compare import compare_arms, resolve_arms, runs_by_model
 
-    out = Path(out_dir) if out_dir else Path(results_dir) / "compare" / "_vs_".join(results.slug(n) for n in df["model"].unique())
+    specs = list(arms) + ([floor] if floor and floor not in arms else [])
+    resolved = resolve_arms(specs, list(runs_by_model(results_dir)))
+    names = list(resolved)
+    floor_name = names[specs.index(floor)] if floor else None
+    ref_name = names[specs.index(reference)] if reference in specs else reference
+    compare_arms(resolved, results_dir, out_dir=out_dir, reference=ref_name, floor=floor_name, nboot=nboot, alpha=alpha)
+    out = Path(out_dir) if out_dir else Path(results_dir) / "compare" / "_vs_".join(results.slug(n) for n in names)
     click.echo((out / "compare.md").read_text(encoding="utf-8"))
-    click.echo(f"wrote {out}/compare.csv, compare.md, compare.png")
+    click.echo(f"wrote {out}/compare.csv, compare.md, signal.csv, compare.png")
 
 
 @click.command(name="ls", context_settings={"max_content_width": 100})

@@ -19,6 +19,7 @@ however it dies, so a killed run is simply redone by the next ``bench run``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -94,25 +95,52 @@ def read_existing(path: Path) -> results.FinetuneResult:
                          "--force to replace it") from None
 
 
-def run_benchmark(
-    model: str, tasks, *, seeds: int = 3, results_dir: str | Path = "results", force: bool = False,
-    overrides: dict[str, Any] | None = None, limit_train: int | None = None, limit_eval: int | None = None,
-    model_name: str | None = None, from_pt: bool | None = None, data_source: str = "auto",
-    progress: bool | None = None, redo_stale: bool = False, revision: str | None = None,
-    echo: Callable[[str], None] | None = None,
-) -> list[Path]:
-    """Fine-tune ``model`` (registry name, Hub id or local directory; ``revision`` for Hub models)
-    on ``tasks`` (names, groups or 'all') with seeds 0..seeds-1; returns the result files of the
-    runs this call did or found done. ``echo`` gets one line per skipped or redone run.
+@dataclasses.dataclass
+class TaskRuns:
+    """One task's runs of one model: the settings they are made with and their result files."""
 
-    ``overrides`` are hyperparameters, or ``<split>_file`` keys replacing a local data file of the
-    (single) task. An existing result made with another model content, task version,
-    hyperparameters, limits or data files is an error, unless ``redo_stale`` (then just that run is
-    redone; ``force`` redoes all). Runs another live process holds are skipped."""
+    name: str
+    spec: Any
+    hp: dict
+    wanted: results.RunKey
+    paths: dict[int, Path]  # seed -> result file
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A model resolved and checked, and the runs (task x seed) asked of it; no task data loaded."""
+
+    resolved: Any
+    tokenizer: Any
+    tasks: list[TaskRuns]
+    file_overrides: dict
+    data_source: str
+
+
+def seed_list(seeds) -> list[int]:
+    """``seeds``: a count N (seeds 0..N-1) or the seeds themselves."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError("seeds must be >= 1")
+        return list(range(seeds))
+    chosen = sorted(set(seeds))
+    if not chosen or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in chosen):
+        raise ValueError(f"seeds must be a count >= 1 or integers >= 0, got {seeds!r}")
+    return chosen
+
+
+def prepare(
+    model: str, tasks, *, seeds=3, results_dir: str | Path = "results", overrides: dict[str, Any] | None = None,
+    limit_train: int | None = None, limit_eval: int | None = None, model_name: str | None = None,
+    from_pt: bool | None = None, data_source: str = "auto", revision: str | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> Prepared:
+    """Check the settings, resolve the model (files, config, tokenizer: ``models.resolve_model``)
+    and name every run's result file, loading no task data: the first half of
+    :func:`run_benchmark`, and what an executor's dispatcher asks before it hands out units."""
     say = echo or log.info
     names = task_names(tasks)
-    if seeds < 1:
-        raise ValueError("seeds must be >= 1")
+    chosen = seed_list(seeds)
     hp_overrides, file_overrides = split_overrides(overrides)
     hp_overrides = check_hyperparameters(hp_overrides)
     if file_overrides and len(names) > 1:
@@ -126,7 +154,7 @@ def run_benchmark(
     if resolved.commit:
         say(f"{resolved.name}: {resolved.hub_id} at commit {resolved.commit[:12]} ({resolved.weights} weights)")
     capacity = model_capacity(config)
-    written: list[Path] = []
+    runs = []
     for name in names:
         spec = get_task(name).with_files(file_overrides)
         hp = spec.hyperparameters(hp_overrides)
@@ -134,25 +162,66 @@ def run_benchmark(
             log.warning("%s: max_length %d exceeds %s's %d positions; using %d", name, hp["max_length"], resolved.name, capacity, capacity)
             hp["max_length"] = capacity
         wanted = results.RunKey.for_run(resolved, spec, hp, (limit_train, limit_eval), file_overrides)
-        paths = [results.run_path(results_dir, resolved.name, name, seed) for seed in range(seeds)]
-        if not [p for p in paths if _needs_run(p, wanted, force, redo_stale, resolved, say, quiet=True)]:
+        paths = {seed: results.run_path(results_dir, resolved.name, name, seed) for seed in chosen}
+        runs.append(TaskRuns(name, spec, hp, wanted, paths))
+    return Prepared(resolved, tokenizer, runs, file_overrides, data_source)
+
+
+def pending(prepared: Prepared, *, force: bool = False, redo_stale: bool = False,
+            echo: Callable[[str], None] | None = None) -> list[tuple[str, int, Path]]:
+    """The runs (task, seed, result file) of ``prepared`` still to do, judged from the result
+    files alone; a stale file is an error unless ``force`` or ``redo_stale`` (as in
+    :func:`run_benchmark`). Runs another process holds count as to do: whoever gets to them
+    first under their lock does them."""
+    say = echo or log.info
+    return [(t.name, seed, path) for t in prepared.tasks for seed, path in t.paths.items()
+            if _needs_run(path, t.wanted, force, redo_stale, prepared.resolved, say, quiet=True)]
+
+
+def run_benchmark(
+    model: str, tasks, *, seeds=3, results_dir: str | Path = "results", force: bool = False,
+    overrides: dict[str, Any] | None = None, limit_train: int | None = None, limit_eval: int | None = None,
+    model_name: str | None = None, from_pt: bool | None = None, data_source: str = "auto",
+    progress: bool | None = None, redo_stale: bool = False, revision: str | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Fine-tune ``model`` (registry name, Hub id or local directory; ``revision`` for Hub models)
+    on ``tasks`` (names, groups or 'all') with ``seeds`` (a count N: seeds 0..N-1, or a list of
+    seeds), one after the other in this process; returns the result files of the runs this call
+    did or found done. ``echo`` gets one line per skipped or redone run.
+
+    ``overrides`` are hyperparameters, or ``<split>_file`` keys replacing a local data file of the
+    (single) task. An existing result made with another model content, task version,
+    hyperparameters, limits or data files is an error, unless ``redo_stale`` (then just that run is
+    redone; ``force`` redoes all). Runs another live process holds are skipped. To run the runs
+    on several processes, GPUs or machines at once: :func:`benchmark.executors.run_matrix`."""
+    say = echo or log.info
+    prepared = prepare(model, tasks, seeds=seeds, results_dir=results_dir, overrides=overrides,
+                       limit_train=limit_train, limit_eval=limit_eval, model_name=model_name, from_pt=from_pt,
+                       data_source=data_source, revision=revision, echo=say)
+    resolved, tokenizer = prepared.resolved, prepared.tokenizer
+    written: list[Path] = []
+    for t in prepared.tasks:
+        paths = list(t.paths.values())
+        if not [p for p in paths if _needs_run(p, t.wanted, force, redo_stale, resolved, say, quiet=True)]:
             written += [p for p in paths if p.exists()]
             for p in paths:
                 say(f"skip {p} (done)")
             continue
         from benchmark.loaders import load_task_data
 
-        data = load_task_data(spec, source=data_source, limit_train=limit_train, limit_eval=limit_eval)
-        for seed, path in enumerate(paths):
+        data = load_task_data(t.spec, source=prepared.data_source, limit_train=limit_train, limit_eval=limit_eval)
+        for seed, path in t.paths.items():
             with claim(path) as mine:
                 if not mine:
                     say(f"skip {path} (another bench run is doing it)")
                     continue
                 # Checked again under the lock: another process may have finished it meanwhile.
-                if not _needs_run(path, wanted, force, redo_stale, resolved, say):
+                if not _needs_run(path, t.wanted, force, redo_stale, resolved, say):
                     written.append(path)
                     continue
-                written.append(_run_one(resolved, tokenizer, spec, data, hp, seed, path, file_overrides, progress))
+                written.append(_run_one(resolved, tokenizer, t.spec, data, t.hp, seed, path, prepared.file_overrides,
+                                        progress))
     return written
 
 
@@ -197,4 +266,4 @@ def _run_one(resolved, tokenizer, spec, data, hp, seed, path, file_overrides, pr
     return path
 
 
-__all__ = ["run_benchmark", "model_capacity", "claim", "read_existing"]
+__all__ = ["run_benchmark", "prepare", "pending", "seed_list", "model_capacity", "claim", "read_existing"]
