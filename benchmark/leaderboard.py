@@ -128,20 +128,21 @@ def measured_rows(results_dir: str | Path) -> list[dict]:
             items.append((origin, res))
     if stale:
         log.warning("%d result files are for task versions not in the registry; left out", stale)
-    names = {g.identity: g.name for g in results.group_by_model(res for _, res in items).values()}
+    # the display name of each result's model group (one name over two identities is split there)
+    name_of = {id(r): g.name for g in results.group_by_model(res for _, res in items).values() for r in g.results}
     groups: dict[tuple, list] = defaultdict(list)
     for origin, res in items:
         t = res.task
-        key = (origin, results.model_identity(res), t.name, t.version, t.protocol, res.limits,
+        key = (origin, name_of[id(res)], results.model_identity(res), t.name, t.version, t.protocol, res.limits,
                json.dumps(res.hyperparameters, sort_keys=True), json.dumps(t.file_overrides, sort_keys=True))
         groups[key].append(res)
     rows = []
-    for (origin, identity, task, version, protocol, limits, _, _), runs in groups.items():
+    for (origin, name, identity, task, version, protocol, limits, _, _), runs in groups.items():
         first, spec = runs[0], TASKS[task]
         m = first.model
         dev_split = "validation" if protocol == "official" else "validation-heldout"
         common = dict(
-            model=names[identity], kind="measured", origin=origin, task=task, task_version=version, n=len(runs),
+            model=name, kind="measured", origin=origin, task=task, task_version=version, n=len(runs),
             protocol=protocol, limit_train=limits[0], limit_eval=limits[1], setting=_setting(first.hyperparameters),
             seeds=",".join(str(s) for s in sorted(r.seed for r in runs)), hub_id=m.hub_id or "",
             revision=getattr(m, "resolved_revision", None) or m.revision or "",

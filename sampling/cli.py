@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from bertin_bench.errors import user_errors
-from bertin_bench.executor import EXECUTORS, ExecutorOptions
+from bertin_bench.executor import executor_click_options, options_from_cli
 from sampling.io import DEFAULT_MAX_CHARS
 from sampling.options import SampleOptions, ScoreOptions
 from sampling.scorer import MODES, NORMALIZATIONS
@@ -39,15 +39,8 @@ def _engine_options(f):
                      help="Field with a stable document id for the keep hash (default: hash of the text)."),
         click.option("--tasks", default=1, show_default=True, type=click.IntRange(1),
                      help="Shards/tasks: output has one data/NNNNN.jsonl.gz per task."),
-        click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
-                     help="Tasks run at the same time (local executor)."),
-        click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True),
-        click.option("--slurm-partition", default=None, help="Slurm partition (--executor slurm)."),
-        click.option("--slurm-time", default=None, help="Slurm time limit, e.g. 04:00:00 (--executor slurm)."),
-        click.option("--cpus-per-task", "--slurm-cpus-per-task", "cpus_per_task", default=1, show_default=True,
-                     type=click.IntRange(1), help="CPUs per task (--executor slurm or ray)."),
-        click.option("--mem-per-cpu-gb", "--slurm-mem-per-cpu-gb", "mem_per_cpu_gb", default=2, show_default=True,
-                     type=click.IntRange(1), help="Memory per CPU in GB (--executor slurm or ray)."),
+        # the executor flags, shared with `bench run` (bertin_bench.executor)
+        executor_click_options(workers_help="Tasks run at the same time (local executor)."),
         click.option("--strict", is_flag=True, help="Stop at the first bad record (error names file:line) "
                                                     "instead of counting it as skipped."),
         click.option("--rejects", is_flag=True, help="Also write skipped records to OUT/rejects/ with reason and file:line."),
@@ -65,9 +58,9 @@ def _score_options(out, text_key, id_key, tasks, workers, executor, slurm_partit
     """The `_engine_options` flags as the one ScoreOptions value `score` and `run` pass on."""
     return ScoreOptions(
         text_key=text_key, id_key=id_key, strict=strict, limit=limit, rejects=rejects, max_chars=max_chars, plot=plot,
-        executor=ExecutorOptions(kind=executor, tasks=tasks, workers=workers, cpus_per_task=cpus_per_task,
-                                 mem_per_cpu_gb=mem_per_cpu_gb, slurm_partition=slurm_partition,
-                                 slurm_time=slurm_time, slurm_job_name=f"bench-sample-{Path(out).name}"),
+        executor=options_from_cli(executor=executor, workers=workers, cpus_per_task=cpus_per_task,
+                                  mem_per_cpu_gb=mem_per_cpu_gb, slurm_partition=slurm_partition,
+                                  slurm_time=slurm_time, tasks=tasks, slurm_job_name=f"bench-sample-{Path(out).name}"),
     )
 
 
