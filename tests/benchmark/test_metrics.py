@@ -56,7 +56,7 @@ def test_prediction_packing_roundtrip(ner_gold):
 
 
 # A committed NER result as the template of the runs compared: the real result format.
-TEMPLATE = Path(__file__).parents[2] / "results/studies/demo/runs/demo-gaussian/ner_conll2002_es/seed0.json"
+TEMPLATE = Path(__file__).parents[2] / "results/studies/demo/runs/demo-gaussian-s0/ner_conll2002_es/seed0.json"
 
 
 def _fake_run(gold, pred, seed, score_key="f1"):

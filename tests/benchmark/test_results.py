@@ -15,15 +15,24 @@ from benchmark.tasks import get_task
 
 ROOT = Path(__file__).parents[2]
 COMMITTED = sorted((ROOT / "results" / "studies").glob("*/runs/*/*/seed*.json"))
+# The files written before schema 2 (the earlier small study): what the v1 -> v2 converter is tested on.
+SCHEMA_1 = [p for p in COMMITTED if json.loads(p.read_text(encoding="utf-8"))["schema_version"] == 1]
 
 
-def test_committed_results_exist_and_are_schema_1():
+def test_committed_results_exist_in_both_schemas():
     # The converter below is only tested if old files are really there.
-    assert len(COMMITTED) >= 40
-    assert {json.loads(p.read_text())["schema_version"] for p in COMMITTED} == {1}
+    assert len(SCHEMA_1) >= 30
+    assert {json.loads(p.read_text())["schema_version"] for p in COMMITTED} == {1, results.SCHEMA_VERSION}
 
 
-@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: "/".join(p.parts[-5:]))
+@pytest.mark.parametrize("path", [p for p in COMMITTED if p not in SCHEMA_1], ids=lambda p: "/".join(p.parts[-5:]))
+def test_committed_current_result_round_trips(path):
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    res = results.FinetuneResult.from_disk(path)
+    assert res.errors() == [] and res.to_dict() == raw
+
+
+@pytest.mark.parametrize("path", SCHEMA_1, ids=lambda p: "/".join(p.parts[-5:]))
 def test_committed_result_loads_upgrades_and_round_trips(path):
     raw = json.loads(path.read_text(encoding="utf-8"))
     res = results.FinetuneResult.from_disk(path)
@@ -38,7 +47,7 @@ def test_committed_result_loads_upgrades_and_round_trips(path):
 
 
 def test_saving_validates_and_is_read_back_identically(tmp_path):
-    res = results.FinetuneResult.from_disk(COMMITTED[0])
+    res = results.FinetuneResult.from_disk(SCHEMA_1[0])
     path = res.to_disk(tmp_path / "runs" / "m" / "t" / "seed0.json")
     again = results.FinetuneResult.from_disk(path)
     assert again == res and json.loads(path.read_text())["schema_version"] == results.SCHEMA_VERSION
@@ -49,7 +58,7 @@ def test_saving_validates_and_is_read_back_identically(tmp_path):
 
 
 def test_validation_names_the_field_and_the_file(tmp_path):
-    raw = json.loads(COMMITTED[0].read_text())
+    raw = json.loads(SCHEMA_1[0].read_text())
     bad = results.upgrade(raw)
     del bad["model"]["content_hash"]
     bad["task"]["labels"] = ["O", 3]
@@ -70,7 +79,7 @@ def test_validation_names_the_field_and_the_file(tmp_path):
 
 
 def test_v1_hub_result_takes_its_recorded_revision():
-    raw = json.loads(COMMITTED[0].read_text())
+    raw = json.loads(SCHEMA_1[0].read_text())
     raw["task"]["data"] = {"hub": {"id": "x/y", "config": "es", "revision": "abc123"}}
     assert results.upgrade(raw)["task"]["hub_revision"] == "abc123"
     assert "hub_revision" not in raw["task"]  # the input is not modified
@@ -85,7 +94,8 @@ def test_committed_demo_results_are_up_to_date_for_the_demo_settings():
     for path in demo:
         res = results.FinetuneResult.from_disk(path)
         spec = get_task(res.task.name)
-        model = SimpleNamespace(content_hash=res.model.content_hash, hub_id=None, revision=None)
+        model = SimpleNamespace(content_hash=res.model.content_hash, hub_id=None, revision=None,
+                                requested_revision=None)
         wanted = results.RunKey.for_run(model, spec, spec.hyperparameters(bench["overrides"]),
                                         (bench["limit_train"], bench["limit_eval"]))
         assert res.run_key().differences(wanted) == [], path
@@ -95,7 +105,7 @@ def test_committed_demo_results_are_up_to_date_for_the_demo_settings():
 
 
 def test_setting_key_and_slug():
-    res = results.FinetuneResult.from_disk(ROOT / "results/studies/demo/runs/demo-random/pawsx_es/seed0.json")
+    res = results.FinetuneResult.from_disk(ROOT / "results/studies/demo/runs/demo-random-s0/pawsx_es/seed0.json")
     assert res.setting_key == "pawsx_es@1 dev-train limit(train=800,eval=300)"
     assert results.slug("bertin-project/bertin-base-gaussian") == "bertin-project--bertin-base-gaussian"
     with pytest.raises(ValueError, match="cannot make a file name"):
