@@ -209,18 +209,25 @@ def test_a_second_run_into_a_locked_output_is_refused_naming_the_holder(web_slic
     assert score(web_slice(50), out, scorer=ccnet_scorer)["seen"] == 50  # free once the holder is done
 
 
-def _record_pdeathsig(data, rank: int = 0, world_size: int = 1):
-    """A pipeline step: write the signal this task's process gets when its parent dies (0: none)."""
-    import ctypes
+class _RecordPdeathsig:
+    """A pipeline step: write the signal this task's process gets when its parent dies (0: none).
+    The directory travels with the pickled step: a forkserver started by an earlier test would not
+    see an environment variable set now."""
 
-    value = ctypes.c_int(0)
-    ctypes.CDLL(None).prctl(2, ctypes.byref(value), 0, 0, 0)  # PR_GET_PDEATHSIG
-    Path(os.environ["PDEATHSIG_DIR"], f"{rank}.txt").write_text(f"{os.getpid()} {value.value}")
-    return data or []
+    def __init__(self, directory):
+        self.directory = str(directory)
+
+    def __call__(self, data, rank: int = 0, world_size: int = 1):
+        import ctypes
+
+        value = ctypes.c_int(0)
+        ctypes.CDLL(None).prctl(2, ctypes.byref(value), 0, 0, 0)  # PR_GET_PDEATHSIG
+        Path(self.directory, f"{rank}.txt").write_text(f"{os.getpid()} {value.value}")
+        return data or []
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-def test_local_pool_workers_die_with_the_command(tmp_path, monkeypatch):
+def test_local_pool_workers_die_with_the_command(tmp_path):
     """Each task of a multi-worker local run runs in a process the kernel kills with its parent;
     a single-worker run (tasks in the command itself) asks nothing of the command's own process."""
     import multiprocess
@@ -228,13 +235,12 @@ def test_local_pool_workers_die_with_the_command(tmp_path, monkeypatch):
     from bertin_bench.executor import ExecutorOptions
     from sampling.executors import make_executor
 
-    monkeypatch.setenv("PDEATHSIG_DIR", str(tmp_path))
     before = multiprocess.Manager
-    make_executor([_record_pdeathsig], ExecutorOptions(tasks=2, workers=2), str(tmp_path / "logs2")).run()
+    make_executor([_RecordPdeathsig(tmp_path)], ExecutorOptions(tasks=2, workers=2), str(tmp_path / "logs2")).run()
     assert multiprocess.Manager is before  # datatrove's manager factory is restored after the run
     got = [(tmp_path / f"{r}.txt").read_text().split() for r in range(2)]
     assert all(int(pid) != os.getpid() and int(sig) == signal.SIGKILL for pid, sig in got)
-    make_executor([_record_pdeathsig], ExecutorOptions(tasks=1, workers=1), str(tmp_path / "logs1")).run()
+    make_executor([_RecordPdeathsig(tmp_path)], ExecutorOptions(tasks=1, workers=1), str(tmp_path / "logs1")).run()
     pid, sig = (tmp_path / "0.txt").read_text().split()
     assert int(pid) == os.getpid() and int(sig) == 0
 
