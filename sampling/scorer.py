@@ -22,7 +22,7 @@ of :meth:`PerplexityScorer.identity`, and when sentencepiece loads its vocabular
 against it (:func:`sampling.normalize.vocabulary_conformance`): a mismatch is logged with the
 numbers, or refused with ``strict=True``.
 
-Speed (see ``benchmarks/bench_scoring.py``): a batch of documents goes through one stage at a
+Speed (see ``perf/bench_scoring.py``): a batch of documents goes through one stage at a
 time: one normalization per document (NFD plus a replace of only the characters present), one
 ``sp.encode_as_ids`` (piece strings then come from a table: no Python string per piece) and one
 ``model.score`` per KenLM line, so per-document Python work is a handful of C calls. KenLM and
