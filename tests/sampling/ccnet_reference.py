@@ -3,7 +3,7 @@
 Sources: facebookresearch/cc_net ``cc_net/text_normalizer.py`` and the edugp ``KenlmModel``
 (``edugp/kenlm`` model card / ``model.py``), logic kept verbatim: regexes and per-character Python
 loops, one document at a time. ``tests/sampling/test_normalize.py`` and ``test_scorer.py`` check the
-fast implementation against it, and ``benchmarks/bench_scoring.py`` times it as the baseline.
+fast implementation against it, and ``perf/bench_scoring.py`` times it as the baseline.
 """
 
 from __future__ import annotations

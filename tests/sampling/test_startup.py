@@ -1,5 +1,5 @@
 """What `bench sample` imports before any work: the start-up is a fixed cost that parallel tasks
-cannot divide (benchmarks/bench_scoring.py (c)), so the heavy modules that a local `score` does
+cannot divide (perf/bench_scoring.py (c)), so the heavy modules that a local `score` does
 not use must stay out, and the lazy Hub stand-ins must stay exact."""
 
 from __future__ import annotations
