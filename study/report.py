@@ -39,8 +39,9 @@ def write_report(study: "Study", boundaries, samples: dict, pretrained: dict, do
     tasks, signal = compare_arms(arms, lay.results, out_dir=lay.comparison_dir, reference=reference, floor=floor,
                                  controls=cfg.controls, nboot=cfg.nboot, alpha=cfg.alpha)
     domains = domain_table(doc_stats, docs, cfg, reference=reference, floor=floor) if doc_stats else None
-    if domains is not None:
-        write_text_atomic(lay.heldout_by_source_csv, heldout_by_source(doc_stats, docs, cfg).to_csv(index=False))
+    by_source = heldout_by_source(doc_stats, docs) if doc_stats else None
+    if by_source is not None:
+        write_text_atomic(lay.heldout_by_source_csv, by_source.to_csv(index=False))
     study_family(tasks, domains, alpha=cfg.alpha)
     task_verdicts(tasks, signal, floor)  # the verdicts from the study-wide adjustment
     write_text_atomic(lay.comparison_dir / "compare.csv", tasks.to_csv(index=False))
@@ -59,8 +60,8 @@ def write_report(study: "Study", boundaries, samples: dict, pretrained: dict, do
         "forest_tasks": lay.comparison_png,
         "forest_domains": plots.forest_domains(domains, lay.figure("forest_domains"), reference=reference, floor=floor)
         if domains is not None else None,
-        "loss_by_domain": plots.loss_by_domain(heldout_by_source(doc_stats, docs, cfg), lay.figure("loss_by_domain"))
-        if domains is not None else None,
+        "loss_by_domain": plots.loss_by_domain(by_source, lay.figure("loss_by_domain"))
+        if by_source is not None else None,
     }
     report = {
         "study": cfg.name,
@@ -86,7 +87,7 @@ def write_report(study: "Study", boundaries, samples: dict, pretrained: dict, do
 
 # -- per-domain tables ------------------------------------------------------------------------------
 
-def heldout_by_source(doc_stats: dict, docs: list[dict], cfg):
+def heldout_by_source(doc_stats: dict, docs: list[dict]):
     """One row per (arm, pre-training seed, source): documents, predicted tokens, MLM loss (nats per
     predicted token) and accuracy, on the same documents and masks for every model."""
     import pandas as pd
