@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bertin_bench import config as typed_config
+from bertin_bench.executor import ExecutorOptions
 
 STUDY_DIR = Path(__file__).resolve().parent.parent / "configs" / "study"
 CONTROL = "full"  # name of the unsampled-corpus control arm
@@ -139,6 +140,13 @@ class StudyConfig:
     pretraining: PretrainStudyConfig = field(default_factory=PretrainStudyConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     benchmark: BenchmarkStudyConfig = field(default_factory=BenchmarkStudyConfig)
+    # Where the pre-training (arm x seed) and fine-tuning (model x task x seed) units run, as for
+    # `bench sample` and `bench run` (kind local|slurm|ray, workers, gpus_per_task, slurm_*, ...;
+    # `tasks` is unused: the study makes one task per unit). Local with 1 worker, the default, runs
+    # them one after another in this process (sharing its compiled programs); anything else
+    # dispatches each unit as its own process or job (study/dispatch.py). It changes where the
+    # work runs, not what it computes, so it is part of no stage's key.
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)
     # Significance level of the study's tests (Holm-adjusted over all its comparisons).
     alpha: float = 0.05
     # Multi-Bootstrap draws.
@@ -195,6 +203,8 @@ class StudyConfig:
                 errors.append(f"sampling.{key} must be >= 1, got {getattr(self.sampling, key)}")
         if not self.benchmark.tasks:
             errors.append("benchmark.tasks is empty")
+        if self.executor.logging_dir:  # each stage's pass has its own, under the work and results dirs
+            errors.append("executor.logging_dir is set by the study (WORK/.executor, RESULTS/.executor): leave it out")
         try:
             task_names(self.benchmark.tasks)
         except KeyError as err:

@@ -19,10 +19,14 @@ def plan(study: "Study") -> list[str]:
     def state(out, key) -> str:
         return "done" if markers.is_done(out, key, MARK) else "to do"
 
+    if c.heldout_per_source:  # (heldout_docs is then unused)
+        held = f", the first {c.heldout_per_source:,} documents of each {c.source_key!r} held out as every arm's common evaluation text"
+    elif c.heldout_docs:
+        held = f", first {c.heldout_docs:,} documents held out as every arm's common evaluation text"
+    else:
+        held = ""
     lines = [f"study {cfg.name}: work dir {lay.work}, results {lay.results}",
-             f"corpus: {c.input}" + (f", first {c.heldout_docs:,} documents held out as every arm's common "
-                                     f"evaluation text" if c.heldout_docs else "")
-             + (f", then {c.limit:,} documents" if c.limit else ""),
+             f"corpus: {c.input}{held}" + (f", then {c.limit:,} documents" if c.limit else ""),
              f"LM: {cfg.lm.model_dir} (mode {cfg.lm.mode}): score the corpus once "
              f"[{state(lay.scored_dir, study.score_key())}], boundaries from {s.boundary_docs:,} documents"]
     n_docs = c.limit or c.approx_docs
@@ -63,5 +67,9 @@ def plan(study: "Study") -> list[str]:
     lines.append(f"benchmark: {', '.join(b.tasks)} x {b.seeds} fine-tuning seeds x {n_models} models"
                  f" = {len(b.tasks) * b.seeds * n_models} fine-tuning runs{lim}")
     lines.append(f"tests: Multi-Bootstrap ({cfg.nboot} draws) vs the first strategy and the floor, Holm over the study")
+    e = cfg.executor
+    lines.append("units: one after another in this process" if study.serial else
+                 f"units: each pre-training and fine-tuning run its own job on the {e.kind} executor, "
+                 f"{e.workers} at a time" + (f", {e.gpus_per_task} GPU(s) each" if e.gpus_per_task else ""))
     lines.append(f"outputs: {lay.leaderboard_md}, comparison, figures/")
     return lines

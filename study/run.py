@@ -291,9 +291,13 @@ class Study:
         data = dataclasses.replace(base.data, train_files=[str(lay.sample_data(data_arm))], seed=seed)
         if self.cfg.corpus.heldout_docs or self.cfg.corpus.heldout_per_source:
             data = dataclasses.replace(data, eval_files=[str(lay.heldout_file)], eval_docs=self.heldout_docs())
+        # a BPE the study trains has the study's vocabulary size; the embedding must match it
+        model = base.model if self.cfg.tokenizer.path else dataclasses.replace(
+            base.model, vocab_size=self.cfg.tokenizer.vocab_size)
         cfg = dataclasses.replace(
             base,
             name=self.cfg.model_name(arm, seed),
+            model=model,
             out_dir=str(lay.run_dir(arm, seed)),
             data=data,
             tokenizer=dataclasses.replace(base.tokenizer, path=self.tokenizer_path()),
@@ -389,6 +393,49 @@ class Study:
                              limit_train=b.limit_train, limit_eval=b.limit_eval,
                              model_name=self.cfg.model_name(arm, seed), redo_stale=True)
 
+    @property
+    def serial(self) -> bool:
+        """Run every unit here, one after another (the default executor: local, 1 worker)?"""
+        e = self.cfg.executor
+        return e.kind == "local" and e.workers == 1
+
+    def dispatch_pretraining(self) -> bool:
+        """Pre-train the (arm, seed) units still to do on the study's executor, unless it is
+        serial (then :meth:`pretrain` trains each in turn). True: only submitted (Slurm)."""
+        todo = [u for u in self.cfg.units if u[0] != FLOOR  # a floor is an export: seconds, here
+                and not markers.is_done(self.layout.model_stage_dir(*u), self.pretrain_key(*u), MARK)]
+        if self.serial or not todo:
+            return False
+        from study.dispatch import pretrain_units
+
+        return pretrain_units(self, todo)
+
+    def benchmark_all(self) -> bool:
+        """Every model on every task and fine-tuning seed: here one by one, or as
+        :func:`benchmark.executors.run_matrix`'s units on the study's executor. True: only
+        submitted (Slurm)."""
+        if self.serial:
+            for unit in self.cfg.units:
+                self.benchmark(*unit)
+            return False
+        from benchmark.executors import run_matrix
+        from study.dispatch import shared_compilation_cache
+
+        b = self.cfg.benchmark
+        models = [(str(self.layout.model_dir(*u)), self.cfg.model_name(*u)) for u in self.cfg.units]
+        self.echo(f"[5/5] benchmark: {len(models)} models x {len(b.tasks)} tasks x {b.seeds} fine-tuning seeds "
+                  f"on the {self.cfg.executor.kind} executor")
+        with shared_compilation_cache(self.layout.jax_cache):
+            done = run_matrix(models, b.tasks, seeds=b.seeds, executor=self.cfg.executor,
+                              results_dir=self.layout.results, overrides=b.overrides or None,
+                              limit_train=b.limit_train, limit_eval=b.limit_eval, redo_stale=True, echo=self.echo)
+        return done.submitted
+
+    def submitted(self, stage: str) -> dict:
+        self.echo(f"study {self.cfg.name}: {stage} submitted; run the same `bench study` again when the jobs "
+                  "are done to go on (finished units are skipped)")
+        return {"submitted": stage}
+
     # -- the whole study ---------------------------------------------------------------------
 
     def run(self) -> dict:
@@ -410,12 +457,14 @@ class Study:
         # JAX stages after sampling, whose workers fork without JAX; one compile cache for all units
         with compilation_cache(self.layout.jax_cache):
             # pre-train: every (arm, seed) at the same token budget; the floor is exported untrained
+            if self.dispatch_pretraining():
+                return self.submitted("pre-training")
             pretrained = {unit: self.pretrain(*unit) for unit in units}
             # evaluate: per-domain MLM loss of every model on the same documents and masks
             doc_stats = {unit: self.evaluate(*unit) for unit in units} if self.cfg.evaluation.by_source else {}
             # benchmark: every model on every task and fine-tuning seed
-            for unit in units:
-                self.benchmark(*unit)
+            if self.benchmark_all():
+                return self.submitted("fine-tuning")
         # report: leaderboard, Multi-Bootstrap comparisons, per-domain tables, figures, study.json
         docs = self.eval_documents() if doc_stats else []
         return write_report(self, boundaries, samples, pretrained, doc_stats, docs, seconds=time.time() - t0)

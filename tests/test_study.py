@@ -9,6 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from bertin_bench.cli import main
+from pretraining.config import load_config
 from study.config import CONTROL, FLOOR, load_study
 from study.layout import MARK as STAGE_FILE
 
@@ -172,6 +173,9 @@ def test_presets_validate(name, data_dir):
     study = Study(cfg)
     seed = cfg.pretraining.seed_list[0]
     first, *others = [study.pretrain_config(a, seed).to_dict() for a in cfg.arms]
+    # a BPE the study trains sizes the embedding (small: 16k, not the preset's 50,265)
+    want = cfg.tokenizer.vocab_size if not cfg.tokenizer.path else load_config(cfg.pretraining.preset).model.vocab_size
+    assert first["model"]["vocab_size"] == want
     for other in others:
         assert {k: v for k, v in other.items() if k not in ("name", "out_dir", "data")} == \
                {k: v for k, v in first.items() if k not in ("name", "out_dir", "data")}
@@ -232,3 +236,60 @@ def test_pretrain_config_is_built_from_objects_not_strings(tmp_path, data_dir):
         assert pcfg.name == f"micro-{arm}-s1"
     # the study's own overrides still reach the preset
     assert study.pretrain_config("random", 0).model.hidden_size == 32
+
+
+@pytest.mark.slow
+def test_units_on_two_local_workers_give_the_serial_study(tmp_path, web_sample, kenlm_dir, bertin_tokenizer_dir):
+    """`bench study --workers 2`: each pre-training (arm, seed) and each fine-tuning run is its own
+    process on its own core (bertin_bench.units), and the study ends with the models, result files
+    and report of the serial study. A rerun dispatches nothing."""
+    from benchmark.results import iter_results
+
+    small = ["sampling.strategies=[random]", "sampling.control=false", "benchmark.tasks=[ner_conll2002_es]"]
+    runner, out = CliRunner(), {}
+    for mode, flags in (("serial", []), ("workers", ["--workers", "2"])):
+        root = tmp_path / mode
+        root.mkdir()
+        said = runner.invoke(main, ["study", _micro_config(root), *small, *flags], catch_exceptions=False)
+        assert said.exit_code == 0, said.output
+        out[mode] = root, said.output
+    (serial, _), (dispatched, said) = out["serial"], out["workers"]
+    assert "2 pre-training unit(s) on the local executor, 2 at a time" in said  # random s0, s1 (the floor is an export)
+    assert "4 unit(s) on the local executor, 2 at a time" in said  # 4 models x 1 task x 1 seed
+    assert not (dispatched / "work" / ".executor").exists() and not (dispatched / "results" / ".executor").exists()
+
+    def models(root):
+        report = json.loads((root / "results" / "study.json").read_text())
+        return {u: (p["steps"], p["tokens_seen"]) for u, p in report["pretraining"].items()}
+
+    assert models(dispatched) == models(serial) and len(models(serial)) == 4
+    for arm, seed in (("random", 0), ("random", 1)):
+        losses = [[json.loads(line).get("loss") for line in (root / "work" / "models" / arm / f"s{seed}" / "run" /
+                                                              "metrics.jsonl").read_text().splitlines()]
+                  for root in (serial, dispatched)]
+        assert [x for x in losses[0] if x] == pytest.approx([x for x in losses[1] if x], rel=1e-5)
+    runs = {mode: {(r.model.name, r.task.name, r.seed): r for _, r in iter_results(root / "results")}
+            for mode, root in (("serial", serial), ("workers", dispatched))}
+    assert runs["serial"].keys() == runs["workers"].keys() and len(runs["serial"]) == 4
+    # A trained model is the same up to float rounding (a unit runs XLA on 1 core, the serial study
+    # on 2: reductions split differently), so its weights' hash differs; a floor (exported in the
+    # command either way) is bit-identical. Fine-tuning rounds the same way, hence the tolerance.
+    for key, want in runs["serial"].items():
+        got = runs["workers"][key]
+        assert got.main_score == pytest.approx(want.main_score, abs=0.01)
+        if f"-{FLOOR}-" in key[0]:
+            assert got.model.content_hash == want.model.content_hash
+    by_source = [pd_read(root / "results" / "heldout_by_source.csv") for root in (serial, dispatched)]
+    assert by_source[0]["loss"].tolist() == pytest.approx(by_source[1]["loss"].tolist(), rel=1e-4)
+
+    stamps = {p: p.stat().st_mtime_ns for p in (dispatched / "results").rglob("seed*.json")}
+    again = runner.invoke(main, ["study", _micro_config(dispatched), *small, "--workers", "2"], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert "pre-training unit(s)" not in again.output and "unit(s) on the local executor" not in again.output
+    assert {p: p.stat().st_mtime_ns for p in (dispatched / "results").rglob("seed*.json")} == stamps
+
+
+def pd_read(path):
+    import pandas as pd
+
+    return pd.read_csv(path)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from benchmark import results
-from benchmark.executors import local_device_env, run_matrix
+from benchmark.executors import run_matrix
+from bertin_bench.units import local_device_env
 from benchmark.runner import run_benchmark
 from bertin_bench import paths
 from bertin_bench.executor import ExecutorOptions

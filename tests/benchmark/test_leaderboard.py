@@ -22,7 +22,10 @@ from benchmark.reported import REPORTED, TEST, VALIDATION
 
 ROOT = Path(__file__).parents[2]
 PUBLISHED = ROOT / "results"
-STUDY = PUBLISHED / "studies" / "small"
+STUDY = PUBLISHED / "studies" / "demo"  # the main job's study: always committed
+# One model of the earlier small study with 3 fine-tuning seeds per task, in schema 1 (as published
+# at commit 7b7435f): rows with a spread, and old files read through the converter.
+OLD = Path(__file__).parent / "fixtures" / "schema1"
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +34,16 @@ def board(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     shutil.copytree(PUBLISHED / "studies", out / "studies")
     return out, build_leaderboard(out)
+
+
+@pytest.fixture(scope="module")
+def old_board(tmp_path_factory):
+    """The committed studies plus the schema-1 fixture, as a study folder named small-v1."""
+    out = tmp_path_factory.mktemp("old")
+    shutil.copytree(PUBLISHED / "studies", out / "studies")
+    shutil.copytree(OLD, out / "studies" / "small-v1" / "runs")
+    build_leaderboard(out)
+    return out
 
 
 def test_names_that_normalize_alike_never_share_a_directory():
@@ -43,13 +56,15 @@ def test_names_that_normalize_alike_never_share_a_directory():
     assert results.slug("bertin-project/bertin-base-gaussian") == "bertin-project--bertin-base-gaussian"
     assert results.slug("small-gaussian") == "small-gaussian"
     assert re.fullmatch(r"mi-modelo@[0-9a-f]{10}", results.slug("Mi Modelo"))
-    for committed in STUDY.glob("runs/*/*/seed*.json"):
-        res = results.FinetuneResult.from_disk(committed)
-        assert results.run_path(STUDY, res.model.name, res.task.name, res.seed) == committed
+    committed = sorted(PUBLISHED.glob("studies/*/runs/*/*/seed*.json"))
+    assert committed
+    for path in committed:
+        res = results.FinetuneResult.from_disk(path)
+        assert results.run_path(path.parents[3], res.model.name, res.task.name, res.seed) == path
 
 
 def test_identity_is_content_hash_or_hub_id_and_commit():
-    res = results.FinetuneResult.from_disk(next(STUDY.glob("runs/small-gaussian/ner_conll2002_es/seed0.json")))
+    res = results.FinetuneResult.from_disk(OLD / "small-random" / "ner_conll2002_es" / "seed0.json")
     assert results.model_identity(res) == f"local:{res.model.content_hash}"
     hub = results.ModelRecord(name="beto", source="registry", hub_id="dccuchile/bert-base-spanish-wwm-cased",
                               revision="abc123", local_path=None, content_hash=None, family="bert", from_pt=True,
@@ -62,7 +77,7 @@ def test_identity_is_content_hash_or_hub_id_and_commit():
 def _two_models_named_hf(tmp_path: Path) -> Path:
     """Two different exports, both named `hf` (the default name of an export directory), in two
     results folders, as two studies would hold them."""
-    src = sorted(STUDY.glob("runs/small-gaussian/ner_conll2002_es/seed*.json"))
+    src = sorted(OLD.glob("small-random/ner_conll2002_es/seed*.json"))
     for k, (folder, files) in enumerate((("studies/a", src[:2]), ("studies/b", src[2:]))):
         for f in files:
             raw = json.loads(f.read_text())
@@ -86,18 +101,18 @@ def test_two_models_under_one_name_are_never_merged(tmp_path, caplog):
     assert {g.name: len(g.results) for g in groups.values()} == {"hf#00000000": 2, "hf#11111111": 1}
 
 
-def test_csv_is_tidy_for_pandas(board):
-    out, df = board
+def test_csv_is_tidy_for_pandas(old_board):
+    out = old_board
     csv = pd.read_csv(out / "leaderboard.csv")
     assert list(csv.columns) == list(leaderboard.COLUMN_NAMES)
     assert csv["n"].dtype.kind == "i"  # integers, not 3.0
     assert set(csv["split"]) <= {"test", "validation", "validation-heldout", "unstated"}
     # Scores in percent: the mean of the committed runs' main scores x 100.
-    runs = [results.FinetuneResult.from_disk(p) for p in STUDY.glob("runs/small-random/pawsx_es/seed*.json")]
+    runs = [results.FinetuneResult.from_disk(p) for p in OLD.glob("small-random/pawsx_es/seed*.json")]
     row = csv[(csv.model == "small-random") & (csv.task == "pawsx_es") & (csv.split == "test") & csv.main].iloc[0]
     assert row["score"] == pytest.approx(100 * sum(r.main_score for r in runs) / len(runs), abs=1e-4)
     assert row["n"] == 3 and row["protocol"] == "dev-train" and row["limit_train"] == 1000 and row["metric"] == "accuracy"
-    assert row["weights"] == "flax" and row["identity"].startswith("local:") and row["origin"] == "studies/small"
+    assert row["weights"] == "flax" and row["identity"].startswith("local:") and row["origin"] == "studies/small-v1"
     # The dev score of the best epoch is there too, labelled by its split.
     assert len(csv[(csv.model == "small-random") & (csv.task == "pawsx_es") & (csv.split == "validation-heldout")]) == 2
     # One run: no spread (blank, not 0).
