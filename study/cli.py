@@ -31,7 +31,7 @@ def study(config: str, overrides: tuple[str, ...], dry_run: bool, publish: bool,
 
     \b
     Examples:
-      bench study demo                      # tiny model, a few thousand documents, ~5 min on 2 CPU cores
+      bench study demo                      # tiny model, a few thousand documents, ~10 min on 2 CPU cores
       bench study small                     # the published CPU study
       bench study base --dry-run            # BERTIN's setup on mC4-es: the plan only
       bench study demo benchmark.seeds=2 sampling.strategies=[random,gaussian]

@@ -226,10 +226,15 @@ def evidence_markdown(cfg, tasks, signal, domains, *, reference: str, floor: str
     for _, r in signal.iterrows():
         lines.append(f"| {r['task']} ({r['protocol']}) | {r['verdict']} | {_fmt(r['snr'], signed=False)} | "
                      f"{_fmt(r['mdd'], 100, signed=False)} | {r['pretrain_seeds']} | {r['test_examples']} |")
-    lines += ["", "Deviations: task sets capped at "
-                  f"{cfg.benchmark.limit_train} training / {cfg.benchmark.limit_eval} evaluation examples; "
-                  "`dev-train` tasks (PAWS-X, XNLI: no training split offline) train on the validation split minus a "
-                  "hashed slice and score test, so they are not comparable with published numbers.",
+    b = cfg.benchmark
+    deviations = [f"task sets capped at {b.limit_train or 'all'} training / {b.limit_eval or 'all'} evaluation "
+                  "examples"] if (b.limit_train or b.limit_eval) else []
+    dev_train = sorted({r["task"] for _, r in signal.iterrows() if r["protocol"] == "dev-train"})
+    if dev_train:
+        deviations.append(f"`dev-train` tasks ({', '.join(dev_train)}: no training split offline) train on the "
+                          "validation split minus a hashed slice and score test, so they are not comparable with "
+                          "published numbers")
+    lines += ["", "Deviations: " + ("; ".join(deviations) if deviations else "none") + ".",
               "", "What this does not show: differences below the MDD; anything at BERTIN's scale (65.5 B tokens, "
                   "roberta-base); strategy rankings on tasks with no signal at this scale."]
     return "\n".join(lines) + "\n"

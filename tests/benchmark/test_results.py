@@ -108,8 +108,8 @@ def test_committed_demo_results_are_up_to_date_for_the_demo_settings():
 
 
 def test_setting_key_and_slug():
-    res = results.FinetuneResult.from_disk(ROOT / "results/studies/demo/runs/demo-random-s0/pawsx_es/seed0.json")
-    assert res.setting_key == "pawsx_es@1 dev-train limit(train=800,eval=300)"
+    res = results.FinetuneResult.from_disk(Path(__file__).parent / "fixtures/schema1/small-random/pawsx_es/seed0.json")
+    assert res.setting_key == "pawsx_es@1 dev-train limit(train=1000,eval=500)"
     assert results.slug("bertin-project/bertin-base-gaussian") == "bertin-project--bertin-base-gaussian"
     with pytest.raises(ValueError, match="cannot make a file name"):
         results.slug("//")
