@@ -77,9 +77,7 @@ def pretrain_units(study: "Study", units: list[tuple[str, int]]) -> bool:
     with shared_compilation_cache(lay.jax_cache):
         failure = run_units(step, options, str(logging_dir))
     if options.kind == "slurm":
-        study.echo(f"submitted {len(units)} pre-training run(s) as one Slurm job array; run the same "
-                   "`bench study` again when they are done to go on")
-        return True
+        return True  # (the study says so: Study.submitted)
     missing = [n for (arm, seed), n in zip(units, names)
                if not markers.is_done(lay.model_stage_dir(arm, seed), study.pretrain_key(arm, seed), MARK)]
     finish_pass(step, missing, failure, logging_dir, own_logging_dir=True,

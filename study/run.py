@@ -386,12 +386,16 @@ class Study:
 
         b = self.cfg.benchmark
         self.echo(f"[5/5] benchmark {arm} s{seed}: {len(b.tasks)} tasks x {b.seeds} fine-tuning seeds")
-        # Runs done with this model (content hash) and setting are skipped; a retrained model or a
-        # changed benchmark config redoes exactly the runs it made stale.
-        return run_benchmark(str(self.layout.model_dir(arm, seed)), b.tasks, seeds=b.seeds,
-                             results_dir=self.layout.results, overrides=b.overrides or None,
-                             limit_train=b.limit_train, limit_eval=b.limit_eval,
-                             model_name=self.cfg.model_name(arm, seed), redo_stale=True)
+        return run_benchmark(str(self.layout.model_dir(arm, seed)), b.tasks,
+                             model_name=self.cfg.model_name(arm, seed), **self.benchmark_settings())
+
+    def benchmark_settings(self) -> dict:
+        """What every fine-tuning run of the study shares, serial or on an executor. Runs done with
+        this model (content hash) and setting are skipped; a retrained model or a changed benchmark
+        config redoes exactly the runs it made stale."""
+        b = self.cfg.benchmark
+        return dict(seeds=b.seeds, results_dir=self.layout.results, overrides=b.overrides or None,
+                    limit_train=b.limit_train, limit_eval=b.limit_eval, redo_stale=True)
 
     @property
     def serial(self) -> bool:
@@ -426,9 +430,7 @@ class Study:
         self.echo(f"[5/5] benchmark: {len(models)} models x {len(b.tasks)} tasks x {b.seeds} fine-tuning seeds "
                   f"on the {self.cfg.executor.kind} executor")
         with shared_compilation_cache(self.layout.jax_cache):
-            done = run_matrix(models, b.tasks, seeds=b.seeds, executor=self.cfg.executor,
-                              results_dir=self.layout.results, overrides=b.overrides or None,
-                              limit_train=b.limit_train, limit_eval=b.limit_eval, redo_stale=True, echo=self.echo)
+            done = run_matrix(models, b.tasks, executor=self.cfg.executor, echo=self.echo, **self.benchmark_settings())
         return done.submitted
 
     def submitted(self, stage: str) -> dict:
